@@ -1,0 +1,104 @@
+"""Latent quantization: a small learnable scalar codebook for every latent dimension.
+
+The quantizer of Hsu et al. (2023). Each latent dimension j owns its own sorted-at-init codebook V_j;
+an encoder output z_j is replaced by the nearest value of V_j. Gradients reach the encoder through the
+straight-through estimator, and the codebook values move only through the quantization loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .latents import LatentOutput
+
+
+class ScalarQuantizer(nn.Module):
+    """Per-dimension learnable scalar codebooks with straight-through gradients.
+
+    Args:
+        num_latents: number of latent dimensions D.
+        num_values: values per dimension: one int for all, or a list of D ints.
+        value_range: codebooks start evenly spaced on this interval.
+        learn_values: if False the codebooks stay at their initial values.
+
+    ``forward(z)`` takes (B, D) continuous encodings and returns a :class:`LatentOutput` whose ``z_hat``
+    equals the quantized values in the forward pass, with ``losses['quantization']`` =
+    mean_j (sg(z_j) - q_j)^2 (moves the codebooks) and ``losses['commitment']`` = mean_j (z_j - sg(q_j))^2
+    (moves the encoder), both averaged over the batch.
+    """
+
+    discrete = True
+
+    def __init__(
+        self,
+        num_latents: int,
+        num_values: int | Sequence[int] = 10,
+        *,
+        value_range: tuple[float, float] = (-0.5, 0.5),
+        learn_values: bool = True,
+    ) -> None:
+        super().__init__()
+        sizes = [int(num_values)] * num_latents if isinstance(num_values, int) else [int(n) for n in num_values]
+        if len(sizes) != num_latents:
+            raise ValueError(f"num_values has {len(sizes)} entries for {num_latents} latents")
+        if min(sizes) < 1:
+            raise ValueError(f"every latent needs at least one value, got {sizes}")
+        self.num_latents = num_latents
+        self.num_values = sizes
+        self.learn_values = learn_values
+        # Ragged codebooks are stored padded to the largest size; padding sits at +inf distance so the
+        # argmin never picks it, and a mask keeps it out of everything else.
+        width = max(sizes)
+        low, high = value_range
+        values = torch.zeros(num_latents, width)
+        mask = torch.zeros(num_latents, width, dtype=torch.bool)
+        for j, n in enumerate(sizes):
+            values[j, :n] = torch.linspace(low, high, n) if n > 1 else torch.tensor([(low + high) / 2])
+            mask[j, :n] = True
+        self.values = nn.Parameter(values, requires_grad=learn_values)
+        self.register_buffer("valid", mask, persistent=False)
+
+    @property
+    def num_inputs(self) -> int:
+        """How many numbers the encoder must emit."""
+        return self.num_latents
+
+    def codebook(self, j: int) -> Tensor:
+        """The current values of latent j (without padding)."""
+        return self.values[j, : self.num_values[j]]
+
+    def quantize_indices(self, z: Tensor) -> Tensor:
+        """Index of the nearest codebook value, per dimension: (B, D) long."""
+        distance = (z.detach().unsqueeze(-1) - self.values.detach()).abs()
+        distance = distance.masked_fill(~self.valid, float("inf"))
+        return distance.argmin(dim=-1)
+
+    def lookup(self, indices: Tensor) -> Tensor:
+        """Codebook values for (B, D) indices; differentiable with respect to the values."""
+        values = self.values.expand(indices.shape[0], -1, -1)
+        return values.gather(-1, indices.unsqueeze(-1)).squeeze(-1)
+
+    def forward(self, z: Tensor) -> LatentOutput:
+        if z.ndim != 2 or z.shape[1] != self.num_latents:
+            raise ValueError(f"expected encodings of shape (batch, {self.num_latents}), got {tuple(z.shape)}")
+        indices = self.quantize_indices(z)
+        q = self.lookup(indices)
+        losses = {
+            "quantization": (z.detach() - q).square().mean(),
+            "commitment": (z - q.detach()).square().mean(),
+        }
+        z_hat = z + (q - z).detach()
+        return LatentOutput(z_hat=z_hat, representation=q.detach(), losses=losses, indices=indices)
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
+        """Prior sample: a uniformly chosen value of every dimension's codebook (gradient reaches it)."""
+        sizes = torch.tensor(self.num_values, dtype=torch.float64)
+        u = torch.rand(batch_size, self.num_latents, generator=generator, dtype=torch.float64)
+        indices = (u * sizes).long().clamp_max(sizes.long() - 1).to(self.values.device)
+        return self.lookup(indices)
+
+    def extra_repr(self) -> str:
+        return f"num_latents={self.num_latents}, num_values={self.num_values}, learn_values={self.learn_values}"

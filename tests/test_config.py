@@ -1,0 +1,56 @@
+import pytest
+
+from latentquant import config
+from latentquant.errors import UserError
+
+
+def test_defaults_resolve_to_cpu_preset_and_qlae():
+    cfg = config.resolve([])
+    assert cfg.preset == "cpu" and cfg.model.name == "qlae"
+    assert cfg.model.weight_decay == 0.1 and cfg.model.lambda_quant == 0.01 and cfg.model.lambda_commit == 0.01
+
+
+def test_paper_preset_has_reference_values():
+    cfg = config.resolve(["preset=paper"])
+    assert cfg.train.steps == 200_000 and cfg.train.batch_size == 128 and cfg.train.lr == 1e-3
+    assert cfg.model.widths == [32, 64, 128, 256] and cfg.model.blocks_per_stage == 3
+    assert cfg.data.image_size == 64 and cfg.model.num_values == 10
+
+
+def test_model_shorthand_brings_model_defaults():
+    cfg = config.resolve(["model=ae"])
+    assert cfg.model.name == "ae" and cfg.model.weight_decay == 0.0
+
+
+def test_overrides_are_typed_and_win():
+    cfg = config.resolve(["seed=3", "train.lr=0.002", "model.widths=[8,16]", "model.weight_decay=0", "data.path=x.h5"])
+    assert cfg.seed == 3 and cfg.train.lr == 0.002 and cfg.model.widths == [8, 16]
+    assert cfg.model.weight_decay == 0.0 and isinstance(cfg.model.weight_decay, float)
+    assert cfg.data.path == "x.h5"
+
+
+@pytest.mark.parametrize(
+    "arg, message",
+    [
+        ("model.bogus=1", "unknown config key 'model.bogus'"),
+        ("nothing.here=1", "unknown config key 'nothing.here'"),
+        ("train.steps=abc", "train.steps expects an integer"),
+        ("train.steps=1.5", "train.steps expects an integer"),
+        ("train.lr=fast", "train.lr expects a number"),
+        ("progress=maybe", "progress expects true or false"),
+        ("model=nope", "unknown model 'nope'"),
+        ("preset=huge", "unknown preset 'huge'"),
+        ("noequals", "expected key=value"),
+        ("train.batch_size=0", "train.batch_size must be positive"),
+    ],
+)
+def test_bad_overrides_name_the_problem(arg, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(")):
+        config.resolve([arg])
+
+
+def test_round_trip_through_yaml(tmp_path):
+    cfg = config.resolve(["model=ae", "seed=7", "data.path=/tmp/x.h5"])
+    config.save(cfg, tmp_path / "config.yaml")
+    again = config.load(tmp_path / "config.yaml")
+    assert again == cfg
