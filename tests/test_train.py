@@ -1,0 +1,130 @@
+"""End-to-end training on a tiny official-format file: run directory, resume, bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from safetensors.numpy import load_file
+
+from latentquant import config
+from latentquant import train as train_mod
+from latentquant.data.shapes3d import write_shapes3d_h5
+
+TINY = ["model.widths=[8,16,16]", "model.blocks_per_stage=1", "model.dense=[32]", "data.image_size=32",
+        "train.batch_size=16", "data.num_eval=64", "eval.batch_size=32", "progress=false", "train.threads=1",
+        "train.log_every=2"]
+
+
+@pytest.fixture(scope="module")
+def tiny_h5(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "3dshapes-tiny.h5"
+    write_shapes3d_h5(path, image_size=32, subset=256, seed=0)
+    return path
+
+
+def tiny_config(tiny_h5, run_dir, *extra):
+    return config.resolve([*TINY, f"data.path={tiny_h5}", f"run_dir={run_dir}", *extra])
+
+
+def test_run_directory_has_everything(tiny_h5, tmp_path):
+    cfg = tiny_config(tiny_h5, tmp_path / "run", "train.steps=6", "train.eval_every=100")
+    metrics = train_mod.train(cfg)
+    run = tmp_path / "run"
+    assert {"infom", "infoe", "infoc", "psnr"} <= set(metrics)
+    assert (run / "config.yaml").is_file() and config.load(run / "config.yaml").model.num_latents == 12
+    lines = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines if r["split"] == "eval"] == [0, 6]
+    assert [r["step"] for r in lines if r["split"] == "train"] == [2, 4, 6]
+    for step in (0, 6):
+        for name in ("metrics.json", "nmi.png", "traversals.png", "reconstructions.png"):
+            assert (run / "eval" / f"step_{step}" / name).is_file(), name
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert (run / "checkpoints" / "step_6.safetensors").is_file()
+    # the checkpoint holds tensors only: safetensors cannot carry code
+    tensors = load_file(run / "checkpoints" / "step_6.safetensors")
+    assert "model.latent.values" in tensors
+
+
+class Crash(Exception):
+    pass
+
+
+def test_killed_run_resumes_to_the_same_end(tiny_h5, tmp_path, monkeypatch):
+    steps = ["train.steps=12", "train.checkpoint_every=4", "train.eval_every=100", "train.keep_checkpoints=5"]
+    train_mod.train(tiny_config(tiny_h5, tmp_path / "straight", *steps))
+
+    calls = {"n": 0}
+    original = train_mod.clip_gradients
+
+    def crash_on_seventh_step(optimizer, clip):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise Crash()
+        original(optimizer, clip)
+
+    monkeypatch.setattr(train_mod, "clip_gradients", crash_on_seventh_step)
+    with pytest.raises(Crash):
+        train_mod.train(tiny_config(tiny_h5, tmp_path / "killed", *steps))
+    monkeypatch.setattr(train_mod, "clip_gradients", original)
+    assert not (tmp_path / "killed" / "checkpoints" / "step_8.json").exists()
+
+    resumed = train_mod.resolve_resume(config.Config(resume=str(tmp_path / "killed")), {})
+    train_mod.train(resumed)
+
+    a = load_file(tmp_path / "straight" / "checkpoints" / "step_12.safetensors")
+    b = load_file(tmp_path / "killed" / "checkpoints" / "step_12.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert (a[k] == b[k]).all(), k
+
+    def records(run):
+        out = []
+        for ln in (tmp_path / run / "metrics.jsonl").read_text().splitlines():
+            rec = json.loads(ln)
+            rec.pop("images_per_s", None)
+            out.append(rec)
+        return out
+
+    assert records("straight") == records("killed")
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "latentquant.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=120)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["model.nope=1"], "unknown config key 'model.nope'"),
+        (["train.steps=ten"], "train.steps expects an integer"),
+        (["data.path=/no/such/3dshapes.h5"], "/no/such/3dshapes.h5"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_nothing_written(args, message, tmp_path):
+    proc = run_cli("train", *args, f"run_dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_unwritable_run_directory(tiny_h5, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    proc = run_cli("train", *TINY, f"data.path={tiny_h5}", f"run_dir={blocker / 'run'}", cwd=tmp_path)
+    assert proc.returncode == 2 and "cannot write the run directory" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+    assert blocker.read_text() == "not a directory"
+
+
+def test_cli_prints_final_scores(tiny_h5, tmp_path):
+    proc = run_cli("train", *TINY, f"data.path={tiny_h5}", f"run_dir={tmp_path / 'r'}", "train.steps=2",
+                   "eval.figures=false", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    for key in ("InfoM", "InfoE", "InfoC", "PSNR"):
+        assert key in last
+    assert Path(tmp_path / "r" / "config.yaml").is_file()
