@@ -50,7 +50,8 @@ class TrainConfig:
     lr: float = 1e-3
     clip: float = 1.0
     log_every: int = 50
-    eval_every: int = 5_000  # plus at step 0 and every eval_every/10 before step eval_every
+    eval_every: int = 5_000  # plus at step 0, at the end, and (eval_early) every eval_every/10 before it
+    eval_early: bool = True
     checkpoint_every: int = 5_000
     keep_checkpoints: int = 2
     threads: int = 0  # 0: all cores

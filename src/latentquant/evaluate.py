@@ -33,7 +33,7 @@ def encode_dataset(model, data: GroundTruthData, indices: np.ndarray, batch_size
         reps.append(out.latent.representation.float().cpu())
         recon = torch.sigmoid(out.logits).float()
         psnrs.append(psnr(x.cpu().numpy(), recon.cpu().numpy()) * len(idx))
-        _, terms = model.loss(x)
+        _, terms = model.objective(x, out)
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + float(value) * len(idx)
         count += len(idx)

@@ -30,9 +30,11 @@ from .models import MODELS, ModelParts, build_model, clip_gradients, make_optimi
 from .nets import repeating_stack
 
 
-def is_eval_step(step: int, total: int, every: int) -> bool:
-    early = max(every // 10, 1)
-    return step == 0 or step == total or (step < every and step % early == 0) or step % every == 0
+def is_eval_step(step: int, total: int, every: int, early: bool = True) -> bool:
+    """The reference's schedule: step 0, every `every` steps, the end; if `early`, every every/10 before."""
+    if step == 0 or step == total or step % every == 0:
+        return True
+    return early and step < every and step % max(every // 10, 1) == 0
 
 
 def eval_indices(n: int, num_eval: int, seed: int) -> np.ndarray:
@@ -219,7 +221,7 @@ def train(cfg: Config) -> dict[str, float]:
     while True:
         if step > start and (step % cfg.train.checkpoint_every == 0 or step == total):
             checkpoint(step)
-        if is_eval_step(step, total, cfg.train.eval_every):
+        if is_eval_step(step, total, cfg.train.eval_every, cfg.train.eval_early):
             last_eval = run_eval(step)
             window_start = time.perf_counter()  # throughput counts training time only
         if step >= total:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from latentquant.data.base import GroundTruthData
@@ -18,6 +19,8 @@ def load(name: str, path: str | None = None, **options) -> GroundTruthData:
     loader = DATASETS.get(name)
     if loader is None:
         raise UserError(f"unknown dataset '{name}'; known datasets: {', '.join(sorted(DATASETS))}")
+    if path is not None:
+        path = os.path.expanduser(os.fspath(path))  # `data.path=~/x.h5` reaches us unexpanded from the shell
     return loader(path=path, **options)
 
 

@@ -58,7 +58,10 @@ class Autoencoder(nn.Module):
 
     def loss(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Weighted objective and its unweighted terms (detached) for logging."""
-        out = self(x)
+        return self.objective(x, self(x))
+
+    def objective(self, x: Tensor, out: Reconstruction) -> tuple[Tensor, dict[str, Tensor]]:
+        """The loss of an already computed forward pass (evaluation reuses its forward pass)."""
         terms = {"bce": bce_per_pixel(out.logits, x), **out.latent.losses}
         missing = set(terms) - set(self.weights)
         if missing:
@@ -90,9 +93,14 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def make_optimizer(model: nn.Module, *, lr: float, weight_decay: float, betas=(0.9, 0.999)) -> torch.optim.Optimizer:
-    """AdamW (decoupled decay) on the regularized group; AdamW with zero decay is exactly Adam."""
-    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=betas, eps=1e-8)
+def make_optimizer(
+    model: nn.Module, *, lr: float, weight_decay: float, betas=(0.9, 0.999), fused: bool | None = None
+) -> torch.optim.Optimizer:
+    """AdamW (decoupled decay) on the regularized group; AdamW with zero decay is exactly Adam.
+
+    `fused` runs the whole update as one kernel per group (CPU and CUDA); None keeps PyTorch's default.
+    """
+    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=betas, eps=1e-8, fused=fused)
 
 
 def clip_gradients(optimizer: torch.optim.Optimizer, clip: float) -> None:

@@ -1,0 +1,90 @@
+"""Training throughput (images/s) of a full QLAE step: forward, backward, clip, AdamW.
+
+Measures, in one run on this machine: the paper architecture at batch 32 and 128, first as a plain eager
+PyTorch step (NCHW, default settings: the in-run baseline), then with latentquant's fast settings; and
+the CPU preset. Prints images/s, the ratio to the in-run baseline and to the authors' JAX implementation
+measured on the 2-core reference machine (6.9 images/s at batch 32, 5.7 at batch 128).
+
+    python benchmarks/bench_train.py [--steps 4] [--batches 32,128] [--threads 0] [--compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import torch
+
+from latentquant import config
+from latentquant.models import ModelParts, build_model, clip_gradients, make_optimizer
+from latentquant.nets import repeating_stack
+
+JAX_REFERENCE = {32: 6.9, 128: 5.7}  # images/s, idle 2-core machine, after 1-2 min of XLA compilation
+
+
+def make_step(parts: ModelParts, batch: int, *, channels_last: bool, compile_: bool, fused: bool):
+    torch.manual_seed(0)
+    model = build_model("qlae", parts, 12)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    opt = make_optimizer(model, lr=1e-3, weight_decay=0.1, fused=fused)
+    x = torch.rand(batch, parts.in_channels, parts.image_size, parts.image_size).contiguous(memory_format=fmt)
+    loss_fn = torch.compile(model.loss) if compile_ else model.loss
+
+    def step() -> None:
+        loss, _ = loss_fn(x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        clip_gradients(opt, 1.0)
+        opt.step()
+
+    return step
+
+
+def images_per_second(step, batch: int, steps: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * batch / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--batches", default="32,128")
+    parser.add_argument("--threads", type=int, default=0, help="0: all cores")
+    parser.add_argument("--compile", action="store_true", help="also measure torch.compile")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
+    paper = ModelParts(image_size=64)
+    variants = [("eager NCHW (baseline)", dict(channels_last=False, compile_=False, fused=False)),
+                ("latentquant fast", dict(channels_last=True, compile_=False, fused=True))]
+    if args.compile:
+        variants.append(("fast + torch.compile", dict(channels_last=True, compile_=True, fused=True)))
+    print(f"{'model':<12} {'batch':>5}  {'variant':<24} {'images/s':>9} {'vs baseline':>11} {'vs JAX ref':>10}")
+    for batch in [int(b) for b in args.batches.split(",")]:
+        base = None
+        for name, kw in variants:
+            warmup = 3 if kw["compile_"] else 1
+            ips = images_per_second(make_step(paper, batch, **kw), batch, args.steps, warmup)
+            base = base or ips
+            ref = JAX_REFERENCE.get(batch)
+            print(f"{'paper':<12} {batch:>5}  {name:<24} {ips:>9.1f} {ips / base:>10.2f}x "
+                  f"{(f'{ips / ref:.1f}x' if ref else '-'):>10}")
+    cpu = config.resolve([])
+    stack = repeating_stack(cpu.model.widths, cpu.model.blocks_per_stage)
+    parts = ModelParts(image_size=cpu.data.image_size, stack=stack, dense=tuple(cpu.model.dense))
+    batch = cpu.train.batch_size
+    base = None
+    for name, kw in variants[:2]:
+        ips = images_per_second(make_step(parts, batch, **kw), batch, args.steps * 4)
+        base = base or ips
+        print(f"{'cpu preset':<12} {batch:>5}  {name:<24} {ips:>9.1f} {ips / base:>10.2f}x {'-':>10}")
+
+
+if __name__ == "__main__":
+    main()
