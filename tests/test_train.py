@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
@@ -128,3 +129,22 @@ def test_cli_prints_final_scores(tiny_h5, tmp_path):
     for key in ("InfoM", "InfoE", "InfoC", "PSNR"):
         assert key in last
     assert Path(tmp_path / "r" / "config.yaml").is_file()
+
+
+def test_eval_command_reproduces_training_evaluation(tiny_h5, tmp_path):
+    run = tmp_path / "run"
+    train_mod.train(tiny_config(tiny_h5, run, "train.steps=4", "train.checkpoint_every=2", "train.eval_every=2",
+                                "train.keep_checkpoints=3"))
+    during = json.loads((run / "eval" / "step_2" / "metrics.json").read_text())
+    for path in (run / "eval" / "step_2").iterdir():
+        path.unlink()
+    proc = run_cli("eval", str(run), "step=2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    after = json.loads((run / "eval" / "step_2" / "metrics.json").read_text())
+    for key in ("infom", "infoe", "infoc", "psnr"):
+        assert after[key] == pytest.approx(during[key], abs=1e-6), key
+    assert np.allclose(after["nmi"], during["nmi"], atol=1e-6)
+    assert (run / "eval" / "step_2" / "traversals.png").is_file()
+    assert "InfoM" in proc.stdout
+    proc = run_cli("eval", str(run), "step=3", cwd=tmp_path)
+    assert proc.returncode == 2 and "no checkpoint for step 3" in proc.stderr

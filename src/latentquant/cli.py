@@ -27,6 +27,22 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from .train import evaluate_run
+
+    overrides = {}
+    for arg in args.overrides:
+        key, sep, value = arg.partition("=")
+        if not sep or key != "step" or not value.isdigit():
+            raise UserError(f"expected step=N, got {arg!r}")
+        overrides["step"] = int(value)
+    metrics, out_dir = evaluate_run(args.run_dir, step=overrides.get("step"))
+    print(f"wrote {out_dir}")
+    print(f"step {metrics['step']}  InfoM {metrics['infom']:.3f}  InfoE {metrics['infoe']:.3f}  "
+          f"InfoC {metrics['infoc']:.3f}  PSNR {metrics['psnr']:.2f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latentquant", description="Disentanglement via latent quantization: train, evaluate, measure."
@@ -40,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("overrides", nargs="*", metavar="key=value")
     train.set_defaults(func=_train)
+    ev = sub.add_parser("eval", help="evaluate a run's latest (or a given) checkpoint: metrics and figures",
+                        description="Evaluate a checkpoint of a run; writes <run dir>/eval/step_<N>/.")
+    ev.add_argument("run_dir")
+    ev.add_argument("overrides", nargs="*", metavar="step=N")
+    ev.set_defaults(func=_eval)
     return parser
 
 

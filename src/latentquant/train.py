@@ -176,7 +176,8 @@ def train(cfg: Config) -> dict[str, float]:
     channels_last = cfg.train.channels_last
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, lr=cfg.train.lr, weight_decay=cfg.model.weight_decay or 0.0)
+    optimizer = make_optimizer(model, lr=cfg.train.lr, weight_decay=cfg.model.weight_decay or 0.0,
+                               fused=cfg.train.fused or None)
     loss_fn = torch.compile(model.loss) if cfg.train.compile else model.loss
 
     resuming = cfg.resume is not None
@@ -247,3 +248,21 @@ def train(cfg: Config) -> dict[str, float]:
     bar.close()
     logger.close()
     return last_eval
+
+
+def evaluate_run(run_dir: str | Path, step: int | None = None) -> tuple[dict[str, float], Path]:
+    """Evaluate a saved checkpoint of a run (the latest unless `step` is given) on its evaluation set."""
+    run_dir = Path(run_dir).expanduser()
+    if not run_dir.is_dir():
+        raise UserError(f"no run directory {run_dir}")
+    cfg = config_mod.load(run_dir / "config.yaml")
+    set_threads(cfg.train.threads)
+    device = torch.device(cfg.train.device if cfg.train.device == "cpu" or torch.cuda.is_available() else "cpu")
+    data = load_data(cfg)
+    model = make_model(cfg, data).to(device)
+    meta = load_checkpoint(run_dir / "checkpoints", model, step=step)
+    out_dir = run_dir / "eval" / f"step_{meta['step']}"
+    metrics = evaluate(model, data, eval_indices(len(data), cfg.data.num_eval, cfg.data.seed), step=meta["step"],
+                       out_dir=out_dir, batch_size=cfg.eval.batch_size, device=device,
+                       figures=cfg.eval.figures, traversal_values=cfg.eval.traversal_values)
+    return metrics, out_dir
