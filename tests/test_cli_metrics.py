@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from latentquant.cli import main
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
@@ -68,16 +70,18 @@ def test_table_output_and_discrete_flag(tmp_path: Path, arrays) -> None:
         ({"sources": np.eye(5)[:, :1] * np.nan, "latents": np.eye(5)}, "NaN or inf"),
     ],
 )
-def test_bad_files_give_one_line_and_exit_2(tmp_path: Path, content, message: str) -> None:
+def test_bad_files_give_one_line_and_exit_2(tmp_path: Path, capsys, content, message: str) -> None:
+    # In-process (a subprocess per case costs seconds of imports); the subprocess path is checked below.
     if content is not None:
         np.savez(tmp_path / "bad.npz", **content)
-    result = run_metrics("bad.npz", cwd=tmp_path)
-    assert result.returncode == 2
-    assert result.stdout == ""
-    assert result.stderr.count("\n") == 1 and message in result.stderr
+    assert main(["metrics", str(tmp_path / "bad.npz")]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and message in err
 
 
-def test_file_that_is_not_an_npz(tmp_path: Path) -> None:
+def test_file_that_is_not_an_npz_exits_2_from_the_shell(tmp_path: Path) -> None:
     (tmp_path / "junk.npz").write_text("not a zip")
     result = run_metrics("junk.npz", cwd=tmp_path)
-    assert result.returncode == 2 and "not a readable .npz" in result.stderr
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("latentquant: error: ") and "not a readable .npz" in result.stderr
