@@ -336,6 +336,55 @@ def test_training_activity_rule_uses_an_eighth_of_the_max_range() -> None:
     assert training["infoc"] > reference["infoc"]  # the weak copy of source 1 no longer dilutes it
 
 
+def test_tripod_activity_rule_uses_interquartile_ranges() -> None:
+    rng = np.random.default_rng(7)
+    n = 400
+    sources = rng.integers(0, 4, size=(n, 2))
+    # Latent 2 has a large range from a few outliers but a tiny interquartile range: active by range, not IQR.
+    outliers = np.where(np.arange(n) < 8, 50.0, 0.0)
+    latents = np.column_stack([sources[:, 0], sources[:, 1], outliers + 0.001 * rng.normal(size=n)])
+    iqr = np.subtract(*np.percentile(latents, [75, 25], axis=0))
+    assert iqr[2] < iqr.max() / 10 and np.ptp(latents[:, 2]) > np.ptp(latents, axis=0).max() / 20
+    np.testing.assert_array_equal(infomec(sources, latents)["active_latents"], [True, True, True])
+    np.testing.assert_array_equal(infomec(sources, latents, activity="tripod")["active_latents"], [True, True, False])
+    # Discrete codes in [-1, 1]: IQR > 0.1 absolutely; a code that moves 0.05 is inactive however large the rest.
+    codes = np.column_stack([sources[:, 0] / 3, sources[:, 1] * 0.02])
+    with pytest.warns(UserWarning, match="single active latent"):
+        tripod = infomec(sources, codes, discrete_latents=True, activity="tripod")
+    np.testing.assert_array_equal(tripod["active_latents"], [True, False])
+
+
+def test_gap_variants_of_infom_and_infoc() -> None:
+    sources = _factorial_sources((4, 3, 2), repeats=3)
+    # Latent 3 duplicates source 0: InfoC's gap loses source 0 (top1 = top2), InfoM's gap stays 1.
+    latents = np.column_stack([sources, sources[:, 0]])
+    result = infomec(sources, latents)
+    assert result["infom_gap"] == pytest.approx(1.0)
+    assert result["infoc_gap"] == pytest.approx(2 / 3)
+    # The compactness gap counts inactive latents, the modularity gap does not.
+    nmi = result["nmi"]
+    assert result["infoc_gap"] == pytest.approx(np.mean([np.sort(row)[-1] - np.sort(row)[-2] for row in nmi]))
+    assert set(result) >= {"infom", "infoe", "infoc", "nmi", "active_latents"}
+
+
+def test_heldout_infoe_scores_unseen_samples() -> None:
+    rng = np.random.default_rng(8)
+    sources = rng.integers(0, 3, size=(600, 2))
+    clean = sources + 0.3 * rng.normal(size=sources.shape)
+    noise = rng.normal(size=(600, 8))
+    warnings.simplefilter("ignore", UserWarning)  # noise latents trip the zero-NMI warnings, not the point here
+    in_sample = infomec(sources, noise)["infoe"]
+    held_out = infomec(sources, noise, infoe_holdout=0.5)["infoe"]
+    assert in_sample > 0 and held_out < in_sample  # noise fits the training half only
+    assert held_out < 0.02
+    informative = infomec(sources, clean, infoe_holdout=0.5)
+    assert informative["infoe"] == pytest.approx(infomec(sources, clean)["infoe"], abs=0.05)
+    assert informative["infom"] == infomec(sources, clean)["infom"]  # the holdout leaves the NMI alone
+    assert infomec(sources, noise, infoe_holdout=0.5, random_state=1)["infoe"] != held_out
+    with pytest.raises(ValueError, match="infoe_holdout"):
+        infomec(sources, clean, infoe_holdout=1.0)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Degenerate cases and bad input
 # ------------------------------------------------------------------------------------------------------------
@@ -405,7 +454,7 @@ def test_bad_input_raises_value_error(sources, latents, message: str) -> None:
 def test_bad_options_raise_value_error() -> None:
     sources, latents = np.arange(20).reshape(10, 2) % 3, np.arange(20.0).reshape(10, 2)
     with pytest.raises(ValueError, match="activity"):
-        infomec(sources, latents, activity="tripod")
+        infomec(sources, latents, activity="bogus")
     with pytest.raises(ValueError, match="n_neighbors"):
         infomec(sources, latents, n_neighbors=0)
 

@@ -43,6 +43,75 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metrics(args: argparse.Namespace) -> int:
+    import json
+    import warnings
+
+    from .metrics.suite import NOT_FROM_ARRAYS, array_metrics
+
+    sources, latents, discrete = _load_metric_arrays(args.file)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            scores = array_metrics(sources, latents, discrete_latents=discrete, dci_predictor=args.dci_predictor)
+        except ValueError as e:
+            raise UserError(f"{args.file}: {e}") from e
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        print(f"latentquant: warning: {message}", file=sys.stderr)
+    if args.json:
+        clean = {key: (None if value != value else value) for key, value in scores.items()}  # NaN -> null
+        print(json.dumps({"n_samples": len(sources), "n_sources": sources.shape[1], "n_latents": latents.shape[1],
+                          "discrete_latents": discrete, "dci_predictor": args.dci_predictor, "metrics": clean},
+                         indent=2))
+        return 0
+    kind = {True: "discrete", False: "continuous", None: "by dtype"}[discrete]
+    print(f"{args.file}: N = {len(sources)}, {sources.shape[1]} sources, {latents.shape[1]} latents ({kind})")
+    width = max(map(len, scores))
+    for key, value in scores.items():
+        shown = f"{value:.0f}" if key == "active_latents" else f"{value:.4f}"
+        print(f"  {key:<{width}}  {shown:>8}")
+    print(f"  (DCI predictor: {args.dci_predictor}; not computable from arrays: {', '.join(NOT_FROM_ARRAYS)})")
+    return 0
+
+
+def _load_metric_arrays(path: str):
+    """(sources, latents, discrete_latents) from an .npz, or a UserError naming what is wrong."""
+    import os
+    import zipfile
+
+    import numpy as np
+
+    if not os.path.isfile(path):
+        raise UserError(f"no such file: {path}")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise UserError(f"{path}: not a readable .npz file ({e})") from e
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise UserError(f"{path}: expected an .npz archive with arrays 'sources' and 'latents', got a single array")
+    with archive:
+        missing = [key for key in ("sources", "latents") if key not in archive.files]
+        if missing:
+            raise UserError(f"{path}: missing array(s) {', '.join(map(repr, missing))}; found {archive.files}")
+        try:
+            sources, latents = archive["sources"], archive["latents"]
+            discrete = archive["discrete_latents"] if "discrete_latents" in archive.files else None
+        except ValueError as e:  # object arrays need pickle, which is refused
+            raise UserError(f"{path}: {e}") from e
+    for key, array in (("sources", sources), ("latents", latents)):
+        if array.ndim != 2:
+            raise UserError(f"{path}: '{key}' must be 2-D (N, {'K' if key == 'sources' else 'D'}), got shape "
+                            f"{array.shape}")
+    if len(sources) != len(latents):
+        raise UserError(f"{path}: 'sources' has {len(sources)} rows but 'latents' has {len(latents)}")
+    if discrete is not None:
+        if discrete.shape != () or discrete.dtype.kind != "b":
+            raise UserError(f"{path}: 'discrete_latents' must be a single boolean, got {discrete.dtype} "
+                            f"of shape {discrete.shape}")
+        discrete = bool(discrete)
+    return sources, latents, discrete
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latentquant", description="Disentanglement via latent quantization: train, evaluate, measure."
@@ -61,6 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("run_dir")
     ev.add_argument("overrides", nargs="*", metavar="step=N")
     ev.set_defaults(func=_eval)
+    metrics = sub.add_parser(
+        "metrics",
+        help="score arrays from any project: InfoMEC, DCI, MIG, SAP, DCI-ES",
+        description="Compute every array metric for an .npz holding 'sources' (N, K), 'latents' (N, D) and "
+        "optionally 'discrete_latents' (a boolean; default: integer latents are discrete).",
+    )
+    metrics.add_argument("file", help=".npz file")
+    metrics.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    metrics.add_argument("--dci-predictor", choices=["gbt", "forest"], default="gbt",
+                         help="gbt: disentanglement_lib's gradient boosting (default); forest: Tripod's random forest")
+    metrics.set_defaults(func=_metrics)
     return parser
 
 

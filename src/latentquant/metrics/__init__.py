@@ -1,6 +1,11 @@
 """Disentanglement and reconstruction metrics: plain arrays in, floats and NumPy arrays out."""
 
+from latentquant.metrics.dci import dci
+from latentquant.metrics.dci_es import dci_es
+from latentquant.metrics.factorvae import DatasetSampler, FactorSampler, factorvae_score
 from latentquant.metrics.infomec import infomec
+from latentquant.metrics.mig import mig
 from latentquant.metrics.psnr import psnr
+from latentquant.metrics.sap import sap
 
-__all__ = ["infomec", "psnr"]
+__all__ = ["DatasetSampler", "FactorSampler", "dci", "dci_es", "factorvae_score", "infomec", "mig", "psnr", "sap"]

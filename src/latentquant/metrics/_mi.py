@@ -466,6 +466,7 @@ def balanced_logistic_log_loss(
     *,
     tol: float = 1e-4,
     max_iter: int = 100,
+    evaluate_on: tuple[np.ndarray | scipy.sparse.sparray, np.ndarray] | None = None,
 ) -> float:
     """In-sample mean log-loss of an unpenalised logistic regression with balanced class weights.
 
@@ -474,7 +475,7 @@ def balanced_logistic_log_loss(
     ``max_iter`` iterations, 50 line-search steps), then returns the unweighted mean of -log p(y_i | x_i)
     with p clipped to [eps, 1 - eps], as ``LogisticRegression(penalty=None, class_weight="balanced")``
     followed by ``log_loss`` on the same samples computes it. ``labels`` are codes 0..n_classes-1, each
-    present.
+    present. ``evaluate_on=(x_test, labels_test)`` scores the fitted model on those samples instead.
     """
     problem = _SoftmaxProblem.build(x, labels, n_classes)
     theta0 = np.zeros(problem.n_parameters())
@@ -485,6 +486,11 @@ def balanced_logistic_log_loss(
         method="L-BFGS-B",
         options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": 64 * _EPS},
     )
+    if evaluate_on is not None:
+        # Only the design and labels are used from here on; the balanced weights of a class absent from the
+        # evaluation samples would be 1/0.
+        with np.errstate(divide="ignore"):
+            problem = _SoftmaxProblem.build(evaluate_on[0], evaluate_on[1], n_classes)
     proba = np.clip(np.exp(problem.true_class_log_proba(result.x)), _EPS, 1 - _EPS)
     return float(-np.log(proba).mean())
 

@@ -14,9 +14,9 @@ from typing import Literal
 import numpy as np
 import scipy.sparse
 
-from latentquant.metrics import _mi
+from latentquant.metrics import _inputs, _mi
 
-Activity = Literal["reference", "training"]
+Activity = Literal["reference", "training", "tripod"]
 _EPS = np.finfo(np.float64).eps
 
 
@@ -28,6 +28,7 @@ def infomec(
     n_neighbors: int = 10,
     activity: Activity = "reference",
     random_state: int | None | np.random.RandomState = 0,
+    infoe_holdout: float | None = None,
 ) -> dict:
     """InfoM, InfoE and InfoC of ``latents`` (N, D) with respect to ground-truth ``sources`` (N, K).
 
@@ -39,15 +40,23 @@ def infomec(
       (drawn from ``random_state``; ``None`` draws fresh noise, as the reference does).
     - Active latents (``activity="reference"``): discrete: range > 0; continuous: range > max range / 20.
       ``activity="training"``: range > max range / 8 for every latent (the reference training loop's rule).
+      ``activity="tripod"``: interquartile range (IQR) > 0.1 for discrete latents (Tripod's codes lie in
+      [-1, 1]), IQR > max IQR / 10 for continuous ones (Tripod's ``infomec.py``).
     - ``infom`` = (mean over active latents of max_k nmi / sum_k nmi - 1/K) / (1 - 1/K).
     - ``infoc`` = (mean over sources of max_j nmi / sum_j nmi over active latents - 1/A) / (1 - 1/A).
     - ``infoe`` = mean over sources of (L0 - L) / L0, L the in-sample log-loss of an unpenalised multinomial
       logistic regression (balanced class weights, intercept, lbfgs, tol 1e-4, max_iter 100) on all latents
       (discrete: one-hot; continuous: standardised), L0 = log C that of the same model on no features.
+      ``infoe_holdout=f`` instead fits on a seeded split of each source (stratified by class, drawn from
+      ``random_state``) and scores L on the held-out fraction f; L0 stays log C (the null model predicts the
+      uniform distribution), and the score can then be negative.
+    - ``infom_gap`` = mean over active latents of the largest minus the second-largest nmi over sources;
+      ``infoc_gap`` = mean over sources of the largest minus the second-largest nmi over *all* latents
+      (the reference training loop's "gap" variants, not rescaled; ``nan`` with a single latent).
 
     ``discrete_latents=None`` treats integer and boolean latents as discrete and floats as continuous; pass
-    ``True`` for quantized float codes. Returns ``{"infom", "infoe", "infoc": float, "nmi": (K, D) array,
-    "active_latents": (D,) bool array}``.
+    ``True`` for quantized float codes. Returns ``{"infom", "infoe", "infoc", "infom_gap", "infoc_gap": float,
+    "nmi": (K, D) array, "active_latents": (D,) bool array}``.
 
     Degenerate cases: a source captured by no active latent adds 1/A to the InfoC mean, an active latent
     with no information about any source adds 1/K to the InfoM mean (each with a warning); a single active
@@ -55,7 +64,7 @@ def infomec(
     sources, a constant source, non-finite values, mismatched or too few samples, or wrong dimensions.
     """
     with _mi.single_threaded_blas():
-        return _infomec(sources, latents, discrete_latents, n_neighbors, activity, random_state)
+        return _infomec(sources, latents, discrete_latents, n_neighbors, activity, random_state, infoe_holdout)
 
 
 def _infomec(
@@ -65,19 +74,29 @@ def _infomec(
     n_neighbors: int,
     activity: Activity,
     random_state: int | None | np.random.RandomState,
+    infoe_holdout: float | None,
 ) -> dict:
     source_array, latent_array = _validated_inputs(sources, latents)
     if n_neighbors < 1:
         raise ValueError(f"n_neighbors must be at least 1, got {n_neighbors}")
+    if infoe_holdout is not None and not 0 < infoe_holdout < 1:
+        raise ValueError(f"infoe_holdout must be None or a fraction in (0, 1), got {infoe_holdout}")
     discrete = _resolve_discrete(latent_array, discrete_latents)
     codes, n_classes = _encode_sources(source_array)
     active = active_latents(latent_array, discrete=discrete, activity=activity)
 
     nmi = _nmi_matrix(codes, n_classes, latent_array, discrete, n_neighbors, random_state)
+    if infoe_holdout is None:
+        infoe = _explicitness(codes, n_classes, latent_array, discrete)
+    else:
+        # Drawn after the jitter, so a shared RandomState gives the same NMI with or without the holdout.
+        infoe = _heldout_explicitness(codes, n_classes, latent_array, discrete, infoe_holdout, random_state)
     return {
         "infom": _modularity(nmi[:, active], np.nonzero(active)[0]),
-        "infoe": _explicitness(codes, n_classes, latent_array, discrete),
+        "infoe": infoe,
         "infoc": _compactness(nmi[:, active]),
+        "infom_gap": float(_inputs.top_two_gap(nmi[:, active], axis=0).mean()),
+        "infoc_gap": float(_inputs.top_two_gap(nmi, axis=1).mean()) if nmi.shape[1] > 1 else float("nan"),
         "nmi": nmi,
         "active_latents": active,
     }
@@ -89,8 +108,8 @@ def _infomec(
 
 
 def _validated_inputs(sources: np.ndarray, latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    source_array = _as_matrix(sources, "sources", "(N, K)")
-    latent_array = _as_matrix(latents, "latents", "(N, D)")
+    source_array = _inputs.as_matrix(sources, "sources", "(N, K)")
+    latent_array = _inputs.as_matrix(latents, "latents", "(N, D)")
     if source_array.shape[0] != latent_array.shape[0]:
         raise ValueError(
             f"sources and latents must have the same number of samples, got {source_array.shape[0]} "
@@ -104,20 +123,6 @@ def _validated_inputs(sources: np.ndarray, latents: np.ndarray) -> tuple[np.ndar
     if latent_array.shape[1] < 1:
         raise ValueError("latents has no columns")
     return source_array, latent_array
-
-
-def _as_matrix(values: np.ndarray, name: str, expected: str) -> np.ndarray:
-    if hasattr(values, "detach"):  # a torch tensor, without importing torch
-        values = values.detach().cpu().numpy()
-    array = np.asarray(values)
-    if array.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array {expected}, got shape {array.shape}")
-    if array.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be numeric (bool, integer or float), got dtype {array.dtype}")
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        bad = np.argwhere(~np.isfinite(array))[0]
-        raise ValueError(f"{name} contains NaN or inf (first at row {bad[0]}, column {bad[1]})")
-    return array
 
 
 def _resolve_discrete(latents: np.ndarray, discrete_latents: bool | None) -> bool:
@@ -143,15 +148,25 @@ def active_latents(latents: np.ndarray, *, discrete: bool, activity: Activity = 
 
     ``"reference"``: discrete latents need range > 0, continuous ones range > max range / 20 (the reference
     ``infomec.py``). ``"training"``: range > max range / 8 for any latent (the reference training loop).
-    Raises ``ValueError`` when no latent is active.
+    ``"tripod"``: the interquartile range (75th minus 25th percentile, linear interpolation) instead of the
+    range; discrete latents need IQR > 0.1 (an absolute threshold: Tripod's codes lie in [-1, 1]),
+    continuous ones IQR > max IQR / 10. Raises ``ValueError`` when no latent is active.
     """
-    ranges = np.ptp(np.asarray(latents, dtype=np.float64), axis=0)
+    values = np.asarray(latents, dtype=np.float64)
+    if activity == "tripod":
+        q25, q75 = np.percentile(values, [25, 75], axis=0)
+        iqr = q75 - q25
+        active = iqr > 0.1 if discrete else iqr > iqr.max() / 10
+        if not active.any():
+            raise ValueError("no active latent: every interquartile range is below Tripod's threshold")
+        return active
+    ranges = np.ptp(values, axis=0)
     if activity == "reference":
         active = ranges > 0 if discrete else ranges > ranges.max() / 20
     elif activity == "training":
         active = ranges > ranges.max() / 8
     else:
-        raise ValueError(f"activity must be 'reference' or 'training', got {activity!r}")
+        raise ValueError(f"activity must be 'reference', 'training' or 'tripod', got {activity!r}")
     if not active.any():
         raise ValueError("no active latent: every latent is constant (or all ranges are below the threshold)")
     return active
@@ -271,3 +286,41 @@ def _explicitness(codes: np.ndarray, n_classes: list[int], latents: np.ndarray, 
         null = _mi.null_log_loss(c)
         scores.append((null - loss) / null)
     return float(np.mean(scores))
+
+
+def _heldout_explicitness(
+    codes: np.ndarray,
+    n_classes: list[int],
+    latents: np.ndarray,
+    discrete: bool,
+    holdout: float,
+    random_state: int | None | np.random.RandomState,
+) -> float:
+    """InfoE with L the log-loss on a held-out fraction of each source's samples (per-class stratified split)."""
+    rng = random_state if isinstance(random_state, np.random.RandomState) else np.random.RandomState(random_state)
+    design = _design_matrix(latents, discrete)
+    scores = []
+    for k, c in enumerate(n_classes):
+        test = _stratified_holdout(codes[:, k], c, holdout, rng)
+        if not test.any():
+            raise ValueError(f"infoe_holdout={holdout} leaves no held-out sample for source {k}; use more samples")
+        loss = _mi.balanced_logistic_log_loss(
+            design[~test], codes[~test, k], c, evaluate_on=(design[test], codes[test, k])
+        )
+        null = _mi.null_log_loss(c)
+        scores.append((null - loss) / null)
+    return float(np.mean(scores))
+
+
+def _stratified_holdout(labels: np.ndarray, n_classes: int, fraction: float, rng: np.random.RandomState) -> np.ndarray:
+    """Mask holding out round(fraction * n_c) samples of each class c, keeping at least one in training.
+
+    Every class must stay in the training split: the balanced weights are 1 / count, and a class the fit
+    never saw would get no probability mass.
+    """
+    test = np.zeros(labels.size, dtype=bool)
+    for c in range(n_classes):
+        members = np.flatnonzero(labels == c)
+        n_out = min(round(fraction * members.size), members.size - 1)
+        test[rng.permutation(members)[:n_out]] = True
+    return test
