@@ -138,12 +138,15 @@ def test_eval_command_reproduces_training_evaluation(tiny_h5, tmp_path):
     during = json.loads((run / "eval" / "step_2" / "metrics.json").read_text())
     for path in (run / "eval" / "step_2").iterdir():
         path.unlink()
-    proc = run_cli("eval", str(run), "step=2", cwd=tmp_path)
+    proc = run_cli("eval", str(run), "step=2", "--factorvae-votes", "40", "--dci-predictor", "forest", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     after = json.loads((run / "eval" / "step_2" / "metrics.json").read_text())
     for key in ("infom", "infoe", "infoc", "psnr"):
         assert after[key] == pytest.approx(during[key], abs=1e-6), key
     assert np.allclose(after["nmi"], during["nmi"], atol=1e-6)
+    for key in ("dci_d", "dci_c", "dci_i", "mig", "sap", "dci_es_explicitness", "factorvae_score", "infoc_gap"):
+        assert 0.0 <= after[key] <= 1.0, key
+    assert after["dci_predictor"] == "forest"
     assert (run / "eval" / "step_2" / "traversals.png").is_file()
     assert "InfoM" in proc.stdout
     proc = run_cli("eval", str(run), "step=3", cwd=tmp_path)

@@ -36,8 +36,12 @@ def _eval(args: argparse.Namespace) -> int:
         if not sep or key != "step" or not value.isdigit():
             raise UserError(f"expected step=N, got {arg!r}")
         overrides["step"] = int(value)
-    metrics, out_dir = evaluate_run(args.run_dir, step=overrides.get("step"))
+    metrics, out_dir = evaluate_run(args.run_dir, step=overrides.get("step"), dci_predictor=args.dci_predictor,
+                                    factorvae_votes=args.factorvae_votes)
     print(f"wrote {out_dir}")
+    width = max(map(len, metrics))
+    for key, value in metrics.items():
+        print(f"  {key:<{width}}  {value if isinstance(value, str | int) else f'{value:.4f}':>8}")
     print(f"step {metrics['step']}  InfoM {metrics['infom']:.3f}  InfoE {metrics['infoe']:.3f}  "
           f"InfoC {metrics['infoc']:.3f}  PSNR {metrics['psnr']:.2f}")
     return 0
@@ -129,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Evaluate a checkpoint of a run; writes <run dir>/eval/step_<N>/.")
     ev.add_argument("run_dir")
     ev.add_argument("overrides", nargs="*", metavar="step=N")
+    ev.add_argument("--dci-predictor", choices=["gbt", "forest"], default="gbt",
+                    help="gbt: disentanglement_lib's gradient boosting (default; minutes at N=10,000); "
+                    "forest: Tripod's random forest")
+    ev.add_argument("--factorvae-votes", type=int, default=10_000,
+                    help="training votes of the FactorVAE score (evaluation uses half; 0 skips it)")
     ev.set_defaults(func=_eval)
     metrics = sub.add_parser(
         "metrics",

@@ -12,6 +12,8 @@ import torch
 from . import viz
 from .data import GroundTruthData
 from .metrics import infomec, psnr
+from .metrics.factorvae import DatasetSampler, factorvae_score
+from .metrics.suite import array_metrics
 
 
 def to_input(images: np.ndarray, device: torch.device | str = "cpu", channels_last: bool = False) -> torch.Tensor:
@@ -69,10 +71,39 @@ def traversal_images(model, base: torch.Tensor, representations: np.ndarray, num
     return viz.to_uint8(grid)
 
 
+@torch.no_grad()
+def representations(model, images: np.ndarray, batch_size: int, device, channels_last: bool = False) -> np.ndarray:
+    """What the metrics score for uint8 images (N, H, W, C): (N, D) float."""
+    out = [model.encode(to_input(images[i : i + batch_size], device, channels_last)).representation.float().cpu()
+           for i in range(0, len(images), batch_size)]
+    return torch.cat(out).numpy()
+
+
+def extended_metrics(model, data: GroundTruthData, reps: np.ndarray, sources: np.ndarray, *, batch_size: int,
+                     device, dci_predictor: str = "gbt", factorvae_votes: int = 10_000) -> dict[str, float]:
+    """Every other metric of the suite: DCI, MIG, SAP, DCI-ES (on the evaluation set) and the FactorVAE score
+    (on fresh samples from the whole dataset, encoded by the model)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scores = array_metrics(sources, reps, discrete_latents=model.discrete_latents, dci_predictor=dci_predictor)
+    scores = {k: v for k, v in scores.items() if k in ("infom_gap", "infoc_gap") or not k.startswith("info")}
+    scores.pop("active_latents", None)
+    if factorvae_votes > 0:
+        sampler = DatasetSampler(data, lambda images: representations(model, images, batch_size, device))
+        votes = max(factorvae_votes // 2, 1)
+        scores["factorvae_score"] = factorvae_score(sampler, n_train=factorvae_votes, n_eval=votes)["score"]
+    scores["dci_predictor"] = dci_predictor
+    return scores
+
+
 def evaluate(model, data: GroundTruthData, indices: np.ndarray, *, step: int, out_dir: Path | None,
              batch_size: int = 500, device="cpu", channels_last: bool = False, figures: bool = True,
-             traversal_values: int = 10) -> dict[str, float]:
-    """All metrics for the model on `data.images[indices]`; writes `metrics.json` and figures to out_dir."""
+             traversal_values: int = 10, extended: dict | None = None) -> dict[str, float]:
+    """All metrics for the model on `data.images[indices]`; writes `metrics.json` and figures to out_dir.
+
+    InfoMEC and PSNR always (they are what training logs); with `extended` (keyword arguments of
+    :func:`extended_metrics`), every other metric of the suite too.
+    """
     was_training = model.training
     model.eval()
     reps, psnrs, losses = encode_dataset(model, data, indices, batch_size, device, channels_last)
@@ -89,6 +120,9 @@ def evaluate(model, data: GroundTruthData, indices: np.ndarray, *, step: int, ou
         "active_latents": int(np.sum(scores["active_latents"])),
         **{f"val/{k}": v for k, v in losses.items()},
     }
+    if extended is not None:
+        metrics.update(extended_metrics(model, data, reps, sources, batch_size=batch_size, device=device,
+                                        **extended))
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "metrics.json").write_text(json.dumps({**metrics, "nmi": np.asarray(scores["nmi"]).tolist(),

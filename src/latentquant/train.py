@@ -250,8 +250,9 @@ def train(cfg: Config) -> dict[str, float]:
     return last_eval
 
 
-def evaluate_run(run_dir: str | Path, step: int | None = None) -> tuple[dict[str, float], Path]:
-    """Evaluate a saved checkpoint of a run (the latest unless `step` is given) on its evaluation set."""
+def evaluate_run(run_dir: str | Path, step: int | None = None, *, dci_predictor: str = "gbt",
+                 factorvae_votes: int = 10_000) -> tuple[dict[str, float], Path]:
+    """Every metric for a saved checkpoint of a run (the latest unless `step` is given) on its evaluation set."""
     run_dir = Path(run_dir).expanduser()
     if not run_dir.is_dir():
         raise UserError(f"no run directory {run_dir}")
@@ -264,5 +265,6 @@ def evaluate_run(run_dir: str | Path, step: int | None = None) -> tuple[dict[str
     out_dir = run_dir / "eval" / f"step_{meta['step']}"
     metrics = evaluate(model, data, eval_indices(len(data), cfg.data.num_eval, cfg.data.seed), step=meta["step"],
                        out_dir=out_dir, batch_size=cfg.eval.batch_size, device=device,
-                       figures=cfg.eval.figures, traversal_values=cfg.eval.traversal_values)
+                       figures=cfg.eval.figures, traversal_values=cfg.eval.traversal_values,
+                       extended={"dci_predictor": dci_predictor, "factorvae_votes": factorvae_votes})
     return metrics, out_dir
