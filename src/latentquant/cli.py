@@ -116,6 +116,23 @@ def _load_metric_arrays(path: str):
     return sources, latents, discrete
 
 
+def _data(args: argparse.Namespace) -> int:
+    from .data import commands
+
+    if args.action == "where":
+        print(commands.where(args.name))
+    elif args.action == "make":
+        out = commands.make(args.name, args.out, subset=args.subset, image_size=args.image_size)
+        print(f"wrote {out}")
+    else:
+        try:
+            print(commands.check(args.path, args.name))
+        except UserError as e:
+            print(f"latentquant: check failed: {e}", file=sys.stderr)
+            return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latentquant", description="Disentanglement via latent quantization: train, evaluate, measure."
@@ -150,6 +167,19 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--dci-predictor", choices=["gbt", "forest"], default="gbt",
                          help="gbt: disentanglement_lib's gradient boosting (default); forest: Tripod's random forest")
     metrics.set_defaults(func=_metrics)
+    data = sub.add_parser("data", help="make look-alike files, check real files, say where to get them")
+    actions = data.add_subparsers(dest="action", required=True)
+    make = actions.add_parser("make", help="write a procedural look-alike in the official format")
+    make.add_argument("name")
+    make.add_argument("--out", required=True)
+    make.add_argument("--subset", type=int, default=None, help="only N images of the grid (seeded)")
+    make.add_argument("--image-size", type=int, default=64)
+    check = actions.add_parser("check", help="verify a dataset file or folder (exit 1 with the reason if bad)")
+    check.add_argument("path")
+    check.add_argument("--name", default=None, help="the dataset, if not detected from the file")
+    where = actions.add_parser("where", help="official source, file name, size and checksum")
+    where.add_argument("name")
+    data.set_defaults(func=_data)
     return parser
 
 

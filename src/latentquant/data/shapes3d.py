@@ -181,15 +181,16 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("LATENTQUANT_CACHE") or Path.home() / ".cache" / "latentquant")
 
 
-def load_shapes3d(path: str | os.PathLike | None = None, image_size: int = 64,
+def load_shapes3d(path: str | os.PathLike | None = None, image_size: int | None = 64,
                   cache_dir: str | os.PathLike | None = None) -> GroundTruthData:
     """The official file at ``path``, or (path None) the procedural look-alike, rendered once into a cache.
 
-    Cache folder: ``cache_dir``, else ``$LATENTQUANT_CACHE``, else ``~/.cache/latentquant``.
+    With a path, ``image_size=None`` accepts the file's own size. Cache folder: ``cache_dir``, else
+    ``$LATENTQUANT_CACHE``, else ``~/.cache/latentquant``.
     """
-    size = _check_image_size(image_size)
     if path is not None:
-        return read_shapes3d_h5(path, image_size=size)
+        return read_shapes3d_h5(path, image_size=None if image_size is None else _check_image_size(image_size))
+    size = _check_image_size(image_size)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     file = cache / f"shapes3d-lookalike-{size}px-v{_LOOKALIKE_VERSION}.h5"
     if not file.exists():

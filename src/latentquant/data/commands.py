@@ -1,0 +1,95 @@
+"""`latentquant data make | check | where`: write look-alikes, verify files, say where the real ones are."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import UserError
+from . import load
+from .catalog import CATALOG, describe
+from .shapes3d import write_shapes3d_h5
+
+# Options that let `check` accept a file at any stored image size.
+CHECK_OPTIONS: dict[str, dict] = {"shapes3d": {"image_size": None}}
+
+# name -> writer(out, subset=..., image_size=...) of the look-alike in the official format.
+WRITERS: dict[str, Callable[..., Path]] = {
+    "shapes3d": lambda out, subset, image_size: write_shapes3d_h5(out, image_size=image_size, subset=subset),
+}
+
+
+def _known(name: str, table: dict) -> None:
+    if name not in table:
+        raise UserError(f"unknown dataset {name!r}; known: {', '.join(sorted(table))}")
+
+
+def where(name: str) -> str:
+    _known(name, CATALOG)
+    return describe(name)
+
+
+def make(name: str, out: str, *, subset: int | None = None, image_size: int = 64) -> Path:
+    """Write the look-alike of `name` to `out` in the official format."""
+    _known(name, WRITERS)
+    target = Path(out).expanduser()
+    if target.exists():
+        raise UserError(f"{target} already exists; remove it or choose another --out")
+    if not target.parent.is_dir():
+        raise UserError(f"cannot write {target}: no folder {target.parent}")
+    if subset is not None and subset < 1:
+        raise UserError(f"--subset must be at least 1, got {subset}")
+    return WRITERS[name](target, subset=subset, image_size=image_size)
+
+
+def detect(path: Path) -> str:
+    """Which dataset a file or folder holds, from its layout (not its name alone)."""
+    if path.is_dir():
+        if (path / "train-rec.labels").is_file():
+            return "falcor3d"
+        if (path / "labels.npy").is_file():
+            return "isaac3d"
+        raise UserError(f"{path}: a folder, but neither train-rec.labels (Falcor3D) nor labels.npy (Isaac3D) is in it")
+    if not path.is_file():
+        raise UserError(f"no such file or folder: {path}")
+    with open(path, "rb") as f:
+        magic = f.read(8)
+    if magic == b"\x89HDF\r\n\x1a\n":
+        import h5py
+
+        with h5py.File(path, "r") as h5:
+            keys = set(h5.keys())
+        if "imgs" in keys:
+            return "dsprites"
+        if {"images", "labels"} <= keys:
+            return "shapes3d"
+        raise UserError(f"{path}: an HDF5 file with keys {sorted(keys)}; expected images+labels (Shapes3D) "
+                        "or imgs (dSprites)")
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            members = {os.path.splitext(n)[0] for n in z.namelist()}
+        if "imgs" in members:
+            return "dsprites"
+        if "images" in members:
+            return "mpi3d"
+        raise UserError(f"{path}: an .npz with arrays {sorted(members)}; expected imgs (dSprites) or images (MPI3D)")
+    raise UserError(f"{path}: neither HDF5 nor .npz nor a dataset folder")
+
+
+def check(path: str, name: str | None = None) -> str:
+    """Load `path` with its dataset's loader (which verifies labels against the factor grid) and report."""
+    target = Path(path).expanduser()
+    name = name or detect(target)
+    from . import DATASETS
+
+    _known(name, DATASETS)
+    data = load(name, str(target), **CHECK_OPTIONS.get(name, {}))
+    grid = ", ".join(f"{n} {s}" for n, s in zip(data.factor_names, data.factor_sizes, strict=True))
+    full = 1
+    for s in data.factor_sizes:
+        full *= s
+    coverage = "the full grid" if len(data) == full else f"a subset of the {full:,}-image grid"
+    return (f"{target}: {name}, N = {len(data):,} images of {'x'.join(map(str, data.image_shape))} "
+            f"({coverage})\n  factors: {grid}\n  verification: ok (labels agree with the factor grid)")
