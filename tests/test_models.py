@@ -23,7 +23,7 @@ def tiny_images(n=32, seed=0):
 def make(name, seed=0):
     torch.manual_seed(seed)
     entry = MODELS[name]
-    model = build_model(name, TINY, 4)
+    model = build_model(name, TINY, 4, dataset_size=1000)
     opt = make_optimizer(model, lr=3e-3, weight_decay=entry.defaults.get("weight_decay", 0.0))
     return model, opt
 
@@ -80,9 +80,12 @@ def test_checkpoint_round_trip_gives_identical_outputs(name, tmp_path):
     meta = load_checkpoint(tmp_path, other, other_opt)
     assert meta["step"] == 3 and meta["note"] == "x"
     with torch.no_grad():
+        model.eval(), other.eval()
         assert torch.equal(model(x).logits, other(x).logits)
-    # and the optimizer continues identically
+        model.train(), other.train()
+    # and the optimizer continues identically (same noise for the sampling models)
     for m, o in ((model, opt), (other, other_opt)):
+        torch.manual_seed(5)
         loss, _ = m.loss(x)
         o.zero_grad()
         loss.backward()
@@ -119,3 +122,67 @@ def test_weight_decay_is_decoupled_adamw():
     assert isinstance(opt, torch.optim.AdamW)
     groups = {g["name"]: g for g in opt.param_groups}
     assert groups["regularized"]["weight_decay"] == 0.1
+
+
+def test_model_specific_objectives():
+    pixels = 3 * 16 * 16
+    assert build_model("beta_vae", TINY, 4, beta=3.0).weights["kl"] == pytest.approx(3.0 * 4 / pixels)
+    tc = build_model("beta_tcvae", TINY, 4, dataset_size=100, lambda_tc=6.0)
+    assert tc.weights["total_correlation"] == pytest.approx(6.0 / pixels) and tc.weights["kl"] == 0.0
+    assert set(build_model("bio_ae", TINY, 4).weights) == {"bce", "nonnegativity", "activity"}
+    vq = build_model("vqvae", TINY, 4)
+    assert vq.latent.embeddings.shape == (512, 64) and vq.weights["commitment"] == 0.25
+    assert MODELS["vqvae_wd"].defaults["weight_decay"] == 0.01 and MODELS["qlae_no_wd"].defaults["weight_decay"] == 0
+    assert not build_model("qlae_fixed", TINY, 4).latent.values.requires_grad
+    assert build_model("qlae_global", TINY, 4).latent.values.shape == (1, 10)
+
+
+def test_vae_decodes_the_mean_in_eval_mode_and_samples_in_training():
+    torch.manual_seed(0)
+    model = build_model("beta_vae", TINY, 4)
+    x = tiny_images(4)
+    model.eval()
+    with torch.no_grad():
+        a, b = model(x).logits, model(x).logits
+    assert torch.equal(a, b)
+    model.train()
+    with torch.no_grad():
+        c, d = model(x).logits, model(x).logits
+    assert not torch.equal(c, d)
+
+
+def test_tcvae_terms_sum_to_the_kl_estimate():
+    """MI + TC + DWKL telescopes to log q(z|x) - log p(z), a one-sample estimate of the KL."""
+    torch.manual_seed(0)
+    latent = build_model("beta_tcvae", TINY, 4, dataset_size=50).latent
+    h = torch.randn(64, 8)
+    out = latent(h)
+    mu, sigma = latent.posterior(h)
+    z = out.z_hat
+    log_q = (-0.5 * (torch.log(2 * torch.pi * sigma**2) + ((z - mu) / sigma) ** 2)).sum(1)
+    log_p = (-0.5 * (torch.log(torch.tensor(2 * torch.pi)) + z**2)).sum(1)
+    total = out.losses["mutual_information"] + out.losses["total_correlation"] + out.losses["dimension_kl"]
+    assert torch.allclose(total, (log_q - log_p).mean(), atol=1e-4)
+
+
+def test_global_quantizer_shares_one_codebook():
+    from latentquant.quantize import GlobalScalarQuantizer
+
+    q = GlobalScalarQuantizer(3, 5)
+    z = torch.tensor([[0.26, -0.4, 0.1], [0.0, 0.5, -0.26]])
+    out = q(z)
+    book = q.codebook(0).detach()
+    assert torch.equal(out.z_hat.detach(), book[(z[..., None] - book).abs().argmin(-1)])
+    out.losses["quantization"].backward()
+    assert q.values.grad.shape == (1, 5) and torch.count_nonzero(q.values.grad) > 0
+
+
+def test_vector_quantizer_snaps_slots_to_nearest_embedding():
+    from latentquant.quantize import VectorQuantizer
+
+    torch.manual_seed(0)
+    vq = VectorQuantizer(2, num_embeddings=8, embedding_dim=3)
+    target = vq.embeddings.detach()[[5, 2]]
+    out = vq((target + 0.01).flatten()[None])
+    assert out.indices.tolist() == [[5, 2]]
+    assert torch.allclose(out.z_hat.view(2, 3), target)

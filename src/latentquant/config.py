@@ -32,6 +32,15 @@ class ModelConfig:
     weight_decay: float | None = None  # None: the model's registered default
     lambda_quant: float | None = None
     lambda_commit: float | None = None
+    global_codebook: bool = False  # qlae_global: one codebook shared by all latents
+    beta: float | None = None  # beta_vae
+    lambda_mi: float | None = None  # beta_tcvae
+    lambda_tc: float | None = None
+    lambda_dwkl: float | None = None
+    lambda_nonneg: float | None = None  # bio_ae
+    lambda_activity: float | None = None
+    num_embeddings: int = 512  # vqvae
+    embedding_dim: int = 64
 
 
 @dataclass

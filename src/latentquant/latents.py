@@ -7,8 +7,11 @@ combines with any encoder, decoder and objective.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -26,7 +29,6 @@ class LatentOutput:
     indices: Tensor | None = None
 
 
-
 class ContinuousLatent(nn.Module):
     """The identity latent of a plain autoencoder: the decoder sees the encoder output as it is."""
 
@@ -42,3 +44,71 @@ class ContinuousLatent(nn.Module):
 
     def forward(self, z: Tensor) -> LatentOutput:
         return LatentOutput(z_hat=z, representation=z.detach(), losses={})
+
+
+class BioLatent(ContinuousLatent):
+    """BioAE's latent: identity, plus a non-negativity hinge mean_j max(-z_j, 0) and the activity mean_j z_j^2."""
+
+    def forward(self, z: Tensor) -> LatentOutput:
+        losses = {"nonnegativity": F.relu(-z).mean(), "activity": z.square().mean()}
+        return LatentOutput(z_hat=z, representation=z.detach(), losses=losses)
+
+
+def _gaussian_log_density(z: Tensor, mu: Tensor, log_sigma: Tensor) -> Tensor:
+    return -0.5 * (math.log(2 * math.pi) + 2 * log_sigma + ((z - mu) * torch.exp(-log_sigma)).square())
+
+
+class DiagonalGaussianLatent(nn.Module):
+    """The VAE posterior N(mu, sigma^2), sigma = softplus(raw) as the reference (no epsilon).
+
+    Training decodes a reparameterised sample; evaluation (``model.eval()``) decodes mu, and the metrics
+    always see mu. ``losses['kl']`` = mean_j KL(N(mu_j, sigma_j^2) || N(0, 1)), averaged over the batch.
+    """
+
+    discrete = False
+
+    def __init__(self, num_latents: int) -> None:
+        super().__init__()
+        self.num_latents = num_latents
+
+    @property
+    def num_inputs(self) -> int:
+        return 2 * self.num_latents
+
+    def posterior(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        mu, raw = h.chunk(2, dim=1)
+        return mu, F.softplus(raw)
+
+    def forward(self, h: Tensor) -> LatentOutput:
+        mu, sigma = self.posterior(h)
+        z = mu + sigma * torch.randn_like(mu) if self.training else mu
+        kl = (-torch.log(sigma) + 0.5 * (mu.square() + sigma.square() - 1)).mean()
+        return LatentOutput(z_hat=z, representation=mu.detach(), losses={"kl": kl, **self.extra_losses(z, mu, sigma)})
+
+    def extra_losses(self, z: Tensor, mu: Tensor, sigma: Tensor) -> dict[str, Tensor]:
+        return {}
+
+
+class TotalCorrelationLatent(DiagonalGaussianLatent):
+    """β-TCVAE's decomposition of the KL with the minibatch-weighted sampling estimator (Chen et al. 2018).
+
+    Per example i (sums over dimensions): mutual_information = log q(z_i|x_i) - log q(z_i),
+    total_correlation = log q(z_i) - sum_k log q(z_ik), dimension_kl = sum_k log q(z_ik) - log p(z_i), with
+    log q(z_i) ~ logsumexp_j log q(z_i|x_j) - log(B N), N the dataset size; each averaged over the batch.
+    """
+
+    def __init__(self, num_latents: int, dataset_size: int) -> None:
+        super().__init__(num_latents)
+        self.dataset_size = int(dataset_size)
+
+    def extra_losses(self, z: Tensor, mu: Tensor, sigma: Tensor) -> dict[str, Tensor]:
+        batch = z.shape[0]
+        log_sigma = torch.log(sigma)
+        log_q_zx = _gaussian_log_density(z, mu, log_sigma).sum(1)
+        log_p_z = _gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z)).sum(1)
+        pairwise = _gaussian_log_density(z[:, None], mu[None], log_sigma[None])  # (B, B, D): z_i under q(.|x_j)
+        norm = math.log(batch * self.dataset_size)
+        log_q_z = torch.logsumexp(pairwise.sum(2), dim=1) - norm
+        log_prod_q = (torch.logsumexp(pairwise, dim=1) - norm).sum(1)
+        return {"mutual_information": (log_q_zx - log_q_z).mean(), "total_correlation": (log_q_z - log_prod_q).mean(),
+                "dimension_kl": (log_prod_q - log_p_z).mean()}

@@ -102,3 +102,54 @@ class ScalarQuantizer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_latents={self.num_latents}, num_values={self.num_values}, learn_values={self.learn_values}"
+
+
+class GlobalScalarQuantizer(ScalarQuantizer):
+    """One scalar codebook shared by every latent dimension (the paper's "global codebook" ablation)."""
+
+    def __init__(self, num_latents: int, num_values: int = 10, *, value_range: tuple[float, float] = (-0.5, 0.5),
+                 learn_values: bool = True) -> None:
+        super().__init__(1, num_values, value_range=value_range, learn_values=learn_values)
+        self.num_latents = num_latents
+        self.num_values = [int(num_values)] * num_latents
+
+    def codebook(self, j: int) -> Tensor:
+        return self.values[0]
+
+    def quantize_indices(self, z: Tensor) -> Tensor:
+        return (z.detach().unsqueeze(-1) - self.values[0].detach()).abs().argmin(dim=-1)
+
+    def lookup(self, indices: Tensor) -> Tensor:
+        return self.values[0][indices]
+
+
+class VectorQuantizer(nn.Module):
+    """VQ-VAE's latent: `num_latents` slots of `embedding_dim` numbers, each snapped to the nearest of
+    `num_embeddings` shared vectors (squared Euclidean), straight-through; the metrics see the integer codes.
+
+    Embeddings start U(-sqrt(3/E), sqrt(3/E)) (variance 1/E) as the reference; no EMA updates, no resets.
+    Losses are means over all num_latents * embedding_dim coordinates.
+    """
+
+    discrete = True
+    traversable = False  # a slot's code is a vector; there is no scalar axis to sweep (the reference skips it)
+
+    def __init__(self, num_latents: int, num_embeddings: int = 512, embedding_dim: int = 64) -> None:
+        super().__init__()
+        self.num_latents, self.num_embeddings, self.embedding_dim = num_latents, num_embeddings, embedding_dim
+        bound = (3.0 / embedding_dim) ** 0.5
+        self.embeddings = nn.Parameter(torch.empty(num_embeddings, embedding_dim).uniform_(-bound, bound))
+
+    @property
+    def num_inputs(self) -> int:
+        return self.num_latents * self.embedding_dim
+
+    def forward(self, h: Tensor) -> LatentOutput:
+        z = h.view(h.shape[0], self.num_latents, self.embedding_dim)
+        e, zd = self.embeddings, z.detach()
+        distance = zd.square().sum(-1, keepdim=True) - 2 * zd @ e.detach().T + e.detach().square().sum(1)
+        indices = distance.argmin(-1)
+        q = e[indices]
+        losses = {"quantization": (z.detach() - q).square().mean(), "commitment": (z - q.detach()).square().mean()}
+        z_hat = (z + (q - z).detach()).flatten(1)
+        return LatentOutput(z_hat=z_hat, representation=indices, losses=losses, indices=indices)

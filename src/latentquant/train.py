@@ -124,9 +124,9 @@ def make_model(cfg: Config, data: GroundTruthData) -> torch.nn.Module:
     for key, value in defaults.items():
         if getattr(cfg.model, key, None) is None:
             setattr(cfg.model, key, value)
-    hyper = {k: getattr(cfg.model, k) for k in ("num_values", "learn_values", "lambda_quant", "lambda_commit")
-             if getattr(cfg.model, k) is not None}
-    return build_model(cfg.model.name, model_parts(cfg, data), cfg.model.num_latents, **hyper)
+    skip = {"name", "num_latents", "widths", "blocks_per_stage", "dense", "weight_decay"}
+    hyper = {k: v for k, v in vars(cfg.model).items() if k not in skip and v is not None}
+    return build_model(cfg.model.name, model_parts(cfg, data), cfg.model.num_latents, dataset_size=len(data), **hyper)
 
 
 def prepare_run_dir(cfg: Config) -> Path:

@@ -36,13 +36,13 @@ class ModelParts:
 class ModelEntry:
     name: str
     build: Callable[..., nn.Module]
-    defaults: dict[str, float] = field(default_factory=dict)
+    defaults: dict[str, object] = field(default_factory=dict)
 
 
 MODELS: dict[str, ModelEntry] = {}
 
 
-def register(name: str, **defaults: float) -> Callable:
+def register(name: str, **defaults: object) -> Callable:
     """Register a builder `build(parts, num_latents, **hyperparameters) -> nn.Module` under `name`."""
 
     def wrap(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
