@@ -58,3 +58,18 @@ def test_where_names_source_file_and_checksum(name, tmp_path):
 def test_where_unknown_dataset(tmp_path):
     proc = cli("where", "imagenet", cwd=tmp_path)
     assert proc.returncode == 2 and "unknown dataset 'imagenet'" in proc.stderr
+
+
+def test_single_resolution_datasets_downscale_on_load(tmp_path):
+    from latentquant.data import load
+    from latentquant.data.dsprites import write_dsprites_npz
+
+    path = write_dsprites_npz(tmp_path / "dsprites.npz", subset=50)
+    full = load("dsprites", path)
+    half = load("dsprites", path, image_size=32)
+    assert half.images.shape == (50, 32, 32, 1) and np.array_equal(half.factors, full.factors)
+    block = full.images[3, :2, :2, 0].astype(float).mean()
+    assert half.images[3, 0, 0, 0] == np.rint(block)
+    assert abs(half.images.astype(float).mean() - full.images.astype(float).mean()) < 1.0
+    with pytest.raises(Exception, match="must divide 64"):
+        load("dsprites", path, image_size=48)

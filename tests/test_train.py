@@ -151,3 +151,22 @@ def test_eval_command_reproduces_training_evaluation(tiny_h5, tmp_path):
     assert "InfoM" in proc.stdout
     proc = run_cli("eval", str(run), "step=3", cwd=tmp_path)
     assert proc.returncode == 2 and "no checkpoint for step 3" in proc.stderr
+
+
+def _tiny_dsprites(tmp_path):
+    from latentquant.data.dsprites import write_dsprites_npz
+
+    return write_dsprites_npz(tmp_path / "dsprites.npz", subset=200)
+
+
+TINY_FILES = {"dsprites": _tiny_dsprites}
+
+
+@pytest.mark.parametrize("name", sorted(TINY_FILES))
+def test_trains_on_every_dataset(name, tmp_path):
+    path = TINY_FILES[name](tmp_path)
+    cfg = config.resolve([*TINY, f"data={name}", f"data.path={path}", f"run_dir={tmp_path / 'run'}",
+                          "train.steps=2", "data.num_eval=40"])
+    metrics = train_mod.train(cfg)
+    assert np.isfinite(metrics["psnr"]) and 0.0 <= metrics["infom"] <= 1.0
+    assert (tmp_path / "run" / "eval" / "step_2" / "traversals.png").is_file()

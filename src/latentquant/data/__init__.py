@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
 
 from latentquant.data.base import GroundTruthData
 from latentquant.data.dsprites import load_dsprites
@@ -15,14 +18,39 @@ from latentquant.errors import UserError
 DATASETS: dict[str, Callable[..., GroundTruthData]] = {"dsprites": load_dsprites, "shapes3d": load_shapes3d}
 
 
+# Datasets that exist at one resolution only; a smaller `image_size` is made by area-averaging once on load.
+NATIVE_SIZE: dict[str, int] = {"dsprites": 64, "mpi3d": 64}
+
+
 def load(name: str, path: str | None = None, **options) -> GroundTruthData:
-    """Load dataset ``name`` from the official file at ``path``, or its look-alike when path is None."""
+    """Load dataset ``name`` from the official file at ``path``, or its look-alike when path is None.
+
+    For datasets stored at one resolution (dSprites, MPI3D: 64x64), ``image_size`` may be a divisor of it:
+    the images are then area-averaged in memory after loading (the CPU preset trains at 32x32).
+    """
     loader = DATASETS.get(name)
     if loader is None:
         raise UserError(f"unknown dataset '{name}'; known datasets: {', '.join(sorted(DATASETS))}")
     if path is not None:
         path = os.path.expanduser(os.fspath(path))  # `data.path=~/x.h5` reaches us unexpanded from the shell
-    return loader(path=path, **options)
+    native, size = NATIVE_SIZE.get(name), options.get("image_size")
+    if native is None or size is None or size == native:
+        return loader(path=path, **options)
+    if not isinstance(size, int) or size < 1 or native % size:
+        raise UserError(f"{name} is stored at {native}x{native}; image_size must divide {native}, got {size!r}")
+    data = loader(path=path, **{**options, "image_size": native})
+    return replace(data, images=downscale(data.images, native // size))
+
+
+def downscale(images: np.ndarray, factor: int, block: int = 8192) -> np.ndarray:
+    """Area-average (N, H, W, C) uint8 images by an integer factor, a block of rows at a time."""
+    n, h, w, c = images.shape
+    out = np.empty((n, h // factor, w // factor, c), dtype=np.uint8)
+    for start in range(0, n, block):
+        x = np.asarray(images[start : start + block], dtype=np.float32)
+        x = x.reshape(len(x), h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
+        out[start : start + block] = np.rint(x).astype(np.uint8)
+    return out
 
 
 __all__ = ["DATASETS", "GroundTruthData", "load"]

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..errors import UserError
 from . import load
 from .catalog import CATALOG, describe
+from .dsprites import write_dsprites_npz
 from .shapes3d import write_shapes3d_h5
 
 # Options that let `check` accept a file at any stored image size.
@@ -18,6 +19,7 @@ CHECK_OPTIONS: dict[str, dict] = {"shapes3d": {"image_size": None}}
 # name -> writer(out, subset=..., image_size=...) of the look-alike in the official format.
 WRITERS: dict[str, Callable[..., Path]] = {
     "shapes3d": lambda out, subset, image_size: write_shapes3d_h5(out, image_size=image_size, subset=subset),
+    "dsprites": lambda out, subset, image_size: write_dsprites_npz(out, subset=subset),
 }
 
 
