@@ -64,7 +64,7 @@ VARIANTS: dict[str, Variant] = {
 
 LOOKALIKE_SUBSET = 100_000  # default rows of the look-alike: the full grid is 12.7 GB and ~20 min to render
 _LOOKALIKE_VERSION = 1  # bump when the renderer changes, so stale caches are not reused
-_WRITE_BLOCK = 2048  # images rendered and written per step: bounds memory whatever the subset
+_WRITE_BLOCK = 512  # images rendered and written per step: bounds memory (~0.5 GB peak) whatever the subset
 _COPY_BLOCK = 64 << 20
 
 
