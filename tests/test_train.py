@@ -159,7 +159,13 @@ def _tiny_dsprites(tmp_path):
     return write_dsprites_npz(tmp_path / "dsprites.npz", subset=200)
 
 
-TINY_FILES = {"dsprites": _tiny_dsprites}
+def _tiny_mpi3d(tmp_path):
+    from latentquant.data.mpi3d import write_mpi3d_npz
+
+    return write_mpi3d_npz(tmp_path / "mpi3d_toy.npz", subset=200)
+
+
+TINY_FILES = {"dsprites": _tiny_dsprites, "mpi3d": _tiny_mpi3d}
 
 
 @pytest.mark.parametrize("name", sorted(TINY_FILES))

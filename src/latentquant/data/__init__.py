@@ -10,22 +10,27 @@ import numpy as np
 
 from latentquant.data.base import GroundTruthData
 from latentquant.data.dsprites import load_dsprites
+from latentquant.data.mpi3d import load_mpi3d
 from latentquant.data.shapes3d import load_shapes3d
 from latentquant.errors import UserError
 
 # name -> loader(path=None, **options); a loader reads the official file at ``path`` or, with no path,
 # builds (and caches) a procedural look-alike.
-DATASETS: dict[str, Callable[..., GroundTruthData]] = {"dsprites": load_dsprites, "shapes3d": load_shapes3d}
+DATASETS: dict[str, Callable[..., GroundTruthData]] = {
+    "dsprites": load_dsprites, "mpi3d": load_mpi3d, "shapes3d": load_shapes3d,
+}
 
 
-# Datasets that exist at one resolution only; a smaller `image_size` is made by area-averaging once on load.
-NATIVE_SIZE: dict[str, int] = {"dsprites": 64, "mpi3d": 64}
+# Datasets whose files exist at one resolution only; a smaller `image_size` is made by area-averaging once on
+# load. The Shapes3D and MPI3D look-alikes render any size themselves, so for them this applies to official files.
+NATIVE_SIZE: dict[str, int | None] = {"dsprites": 64, "mpi3d": 64, "shapes3d": None}  # None: as the file stores
+LOOKALIKE_ANY_SIZE = {"mpi3d", "shapes3d"}
 
 
 def load(name: str, path: str | None = None, **options) -> GroundTruthData:
     """Load dataset ``name`` from the official file at ``path``, or its look-alike when path is None.
 
-    For datasets stored at one resolution (dSprites, MPI3D: 64x64), ``image_size`` may be a divisor of it:
+    For files stored at one resolution (dSprites, MPI3D, Shapes3D: 64x64), ``image_size`` may be a divisor:
     the images are then area-averaged in memory after loading (the CPU preset trains at 32x32).
     """
     loader = DATASETS.get(name)
@@ -33,13 +38,19 @@ def load(name: str, path: str | None = None, **options) -> GroundTruthData:
         raise UserError(f"unknown dataset '{name}'; known datasets: {', '.join(sorted(DATASETS))}")
     if path is not None:
         path = os.path.expanduser(os.fspath(path))  # `data.path=~/x.h5` reaches us unexpanded from the shell
-    native, size = NATIVE_SIZE.get(name), options.get("image_size")
-    if native is None or size is None or size == native:
+    size = options.get("image_size")
+    if name not in NATIVE_SIZE or size is None or (path is None and name in LOOKALIKE_ANY_SIZE):
         return loader(path=path, **options)
-    if not isinstance(size, int) or size < 1 or native % size:
-        raise UserError(f"{name} is stored at {native}x{native}; image_size must divide {native}, got {size!r}")
+    native = NATIVE_SIZE[name]
+    if native is not None and size == native:
+        return loader(path=path, **options)
     data = loader(path=path, **{**options, "image_size": native})
-    return replace(data, images=downscale(data.images, native // size))
+    stored = data.images.shape[1]
+    if size == stored:
+        return data
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1 or stored % size:
+        raise UserError(f"{path} holds {stored}x{stored} images; image_size must divide {stored}, got {size!r}")
+    return replace(data, images=downscale(data.images, stored // size))
 
 
 def downscale(images: np.ndarray, factor: int, block: int = 8192) -> np.ndarray:

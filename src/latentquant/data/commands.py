@@ -11,6 +11,7 @@ from ..errors import UserError
 from . import load
 from .catalog import CATALOG, describe
 from .dsprites import write_dsprites_npz
+from .mpi3d import write_mpi3d_npz
 from .shapes3d import write_shapes3d_h5
 
 # Options that let `check` accept a file at any stored image size.
@@ -20,6 +21,7 @@ CHECK_OPTIONS: dict[str, dict] = {"shapes3d": {"image_size": None}}
 WRITERS: dict[str, Callable[..., Path]] = {
     "shapes3d": lambda out, subset, image_size: write_shapes3d_h5(out, image_size=image_size, subset=subset),
     "dsprites": lambda out, subset, image_size: write_dsprites_npz(out, subset=subset),
+    "mpi3d": lambda out, subset, image_size: write_mpi3d_npz(out, subset=subset, image_size=image_size),
 }
 
 
