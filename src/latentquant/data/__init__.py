@@ -6,12 +6,15 @@ import os
 from collections.abc import Callable
 
 from latentquant.data.base import GroundTruthData
+from latentquant.data.nvlabs import load_falcor3d, load_isaac3d
 from latentquant.data.shapes3d import load_shapes3d
 from latentquant.errors import UserError
 
 # name -> loader(path=None, **options); a loader reads the official file at ``path`` or, with no path,
 # builds (and caches) a procedural look-alike.
-DATASETS: dict[str, Callable[..., GroundTruthData]] = {"shapes3d": load_shapes3d}
+DATASETS: dict[str, Callable[..., GroundTruthData]] = {
+    "shapes3d": load_shapes3d, "falcor3d": load_falcor3d, "isaac3d": load_isaac3d,
+}
 
 
 def load(name: str, path: str | None = None, **options) -> GroundTruthData:
