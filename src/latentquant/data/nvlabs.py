@@ -13,6 +13,7 @@ hundreds of thousands of PNGs on every load would take minutes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import os
@@ -219,7 +220,8 @@ def _resized_images(root: Path, indices: np.ndarray, spec: NvlabsSpec, size: int
         raise UserError(f"cannot write the resized-image cache {file}: {_one_line(exc)} "
                         "(set LATENTQUANT_CACHE or cache_dir to a writable folder)") from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # an unusable cache folder was already reported above
+            tmp.unlink(missing_ok=True)
     return np.load(file, mmap_mode="r")
 
 
