@@ -165,12 +165,26 @@ def _tiny_mpi3d(tmp_path):
     return write_mpi3d_npz(tmp_path / "mpi3d_toy.npz", subset=200)
 
 
-TINY_FILES = {"dsprites": _tiny_dsprites, "mpi3d": _tiny_mpi3d}
+def _tiny_falcor3d(tmp_path):
+    from latentquant.data.render_nvlabs import write_falcor3d_folder
+
+    return write_falcor3d_folder(tmp_path / "Falcor3D_down128", subset=60)
+
+
+def _tiny_isaac3d(tmp_path):
+    from latentquant.data.render_nvlabs import write_isaac3d_folder
+
+    return write_isaac3d_folder(tmp_path / "Isaac3D_down128", subset=60)
+
+
+TINY_FILES = {"dsprites": _tiny_dsprites, "mpi3d": _tiny_mpi3d, "falcor3d": _tiny_falcor3d,
+              "isaac3d": _tiny_isaac3d}
 
 
 @pytest.mark.parametrize("name", sorted(TINY_FILES))
-def test_trains_on_every_dataset(name, tmp_path):
+def test_trains_on_every_dataset(name, tmp_path, monkeypatch):
     path = TINY_FILES[name](tmp_path)
+    monkeypatch.setenv("LATENTQUANT_CACHE", str(tmp_path / "cache"))  # the PNG folders' resize cache
     cfg = config.resolve([*TINY, f"data={name}", f"data.path={path}", f"run_dir={tmp_path / 'run'}",
                           "train.steps=2", "data.num_eval=40"])
     metrics = train_mod.train(cfg)

@@ -11,13 +11,15 @@ import numpy as np
 from latentquant.data.base import GroundTruthData
 from latentquant.data.dsprites import load_dsprites
 from latentquant.data.mpi3d import load_mpi3d
+from latentquant.data.nvlabs import load_falcor3d, load_isaac3d
 from latentquant.data.shapes3d import load_shapes3d
 from latentquant.errors import UserError
 
 # name -> loader(path=None, **options); a loader reads the official file at ``path`` or, with no path,
 # builds (and caches) a procedural look-alike.
 DATASETS: dict[str, Callable[..., GroundTruthData]] = {
-    "dsprites": load_dsprites, "mpi3d": load_mpi3d, "shapes3d": load_shapes3d,
+    "dsprites": load_dsprites, "falcor3d": load_falcor3d, "isaac3d": load_isaac3d, "mpi3d": load_mpi3d,
+    "shapes3d": load_shapes3d,
 }
 
 

@@ -12,6 +12,7 @@ from . import load
 from .catalog import CATALOG, describe
 from .dsprites import write_dsprites_npz
 from .mpi3d import write_mpi3d_npz
+from .render_nvlabs import write_falcor3d_folder, write_isaac3d_folder
 from .shapes3d import write_shapes3d_h5
 
 # Options that let `check` accept a file at any stored image size.
@@ -22,6 +23,9 @@ WRITERS: dict[str, Callable[..., Path]] = {
     "shapes3d": lambda out, subset, image_size: write_shapes3d_h5(out, image_size=image_size, subset=subset),
     "dsprites": lambda out, subset, image_size: write_dsprites_npz(out, subset=subset),
     "mpi3d": lambda out, subset, image_size: write_mpi3d_npz(out, subset=subset, image_size=image_size),
+    # The NVlabs layouts are folders of 128x128 PNGs whatever size training uses: the loader resizes.
+    "falcor3d": lambda out, subset, image_size: write_falcor3d_folder(out, subset=subset),
+    "isaac3d": lambda out, subset, image_size: write_isaac3d_folder(out, subset=subset),
 }
 
 

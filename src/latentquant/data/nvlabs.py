@@ -1,0 +1,322 @@
+"""Falcor3D and Isaac3D (NVlabs High-res disentanglement datasets): one reader for their shared folder layout.
+
+Layout (official ``*_down128`` zips and the look-alikes alike)::
+
+    root/images/000000.png ...   RGB PNGs (128x128), named by the zero-padded row-major grid index
+    root/train-rec.labels        Falcor3D: a .npy file despite its name, (N, 7) float64
+    root/labels.npy              Isaac3D: (N, 9) float64
+
+Labels are normalised factor values ``linspace(0, 1, m)``; class = ``rint(value * (m - 1))``. The PNGs are
+decoded and resized (bicubic, antialiased) once into a memory-mappable ``.npy`` cache, because decoding
+hundreds of thousands of PNGs on every load would take minutes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import multiprocessing
+import os
+import re
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from latentquant.data.base import GroundTruthData
+from latentquant.data.shapes3d import default_cache_dir
+from latentquant.errors import UserError
+
+
+@dataclass(frozen=True)
+class NvlabsSpec:
+    """Factor grid and file names of one NVlabs dataset."""
+
+    name: str
+    title: str
+    factor_names: tuple[str, ...]
+    factor_sizes: tuple[int, ...]
+    labels_file: str
+
+    @property
+    def num_images(self) -> int:
+        return int(np.prod(self.factor_sizes))
+
+    def factor_values(self) -> list[np.ndarray]:
+        return [np.linspace(0.0, 1.0, m) for m in self.factor_sizes]
+
+
+FALCOR3D = NvlabsSpec(
+    name="falcor3d", title="Falcor3D",
+    factor_names=("lighting_intensity", "lighting_x", "lighting_y", "lighting_z", "camera_x", "camera_y",
+                  "camera_z"),
+    factor_sizes=(5, 6, 6, 6, 6, 6, 6),
+    labels_file="train-rec.labels",
+)
+# Column order of the official demo script (the README's prose order disagrees with its own index formula;
+# these sizes are the only ones that reproduce the formula's multipliers).
+ISAAC3D = NvlabsSpec(
+    name="isaac3d", title="Isaac3D",
+    factor_names=("object_shape", "robot_x", "robot_y", "camera_height", "object_scale", "lighting_intensity",
+                  "lighting_y", "object_color", "wall_color"),
+    factor_sizes=(3, 8, 5, 4, 4, 4, 6, 4, 4),
+    labels_file="labels.npy",
+)
+LABEL_FILES = ("train-rec.labels", "labels.npy")
+LOOKALIKE_SUBSET = 20_000  # the full grids (233,280 / 737,280 PNGs) take too long to write by default
+NATIVE_SIZE = 128
+
+_LOOKALIKE_VERSION = 1  # bump when a renderer changes, so stale look-alike folders are not reused
+_GRID_TOLERANCE = 1e-4  # in class units: float64 linspace values are far closer than this
+_PNG_NAME = re.compile(r"^(\d+)\.png$")
+_WORKERS = 2
+_CHUNK = 256  # PNGs per worker task: big enough to amortise pickling, small enough for steady progress
+_POOL_MIN = 1024  # below this, a process pool costs more than it saves
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _check_image_size(image_size: object) -> int:
+    if isinstance(image_size, bool) or not isinstance(image_size, int | np.integer) or not 8 <= image_size <= 512:
+        raise UserError(f"image_size must be an integer between 8 and 512, got {image_size!r}")
+    return int(image_size)
+
+
+def _png_indices(images_dir: Path) -> np.ndarray:
+    """Grid indices of the ``NNNNNN.png`` files in ``images_dir`` (other files are ignored), sorted."""
+    found = []
+    with os.scandir(images_dir) as entries:
+        for entry in entries:
+            match = _PNG_NAME.match(entry.name)
+            if match:
+                found.append(int(match.group(1)))
+    return np.sort(np.asarray(found, dtype=np.int64))
+
+
+def png_name(index: int) -> str:
+    return f"{index:06d}.png"
+
+
+def labels_to_classes(labels: np.ndarray, spec: NvlabsSpec, source: str) -> np.ndarray:
+    """(N, K) normalised values -> class indices, refusing anything off the ``linspace(0, 1, m)`` grid."""
+    classes = np.empty(labels.shape, dtype=np.int64)
+    for k, (name, m) in enumerate(zip(spec.factor_names, spec.factor_sizes, strict=True)):
+        scaled = labels[:, k].astype(np.float64) * (m - 1)
+        rounded = np.rint(scaled)
+        bad = ~np.isfinite(scaled) | (np.abs(scaled - rounded) > _GRID_TOLERANCE) | (rounded < 0) | (rounded > m - 1)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise UserError(f"{source}: factor '{name}' has value {float(labels[row, k])!r} at row {row}, not one of "
+                            f"the {m} grid values linspace(0, 1, {m}); off-grid labels")
+        classes[:, k] = rounded.astype(np.int64)
+    return classes
+
+
+def _read_labels(file: Path, spec: NvlabsSpec) -> np.ndarray:
+    try:
+        labels = np.load(file, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise UserError(f"{file}: cannot read the labels as a NumPy .npy file: {_one_line(exc)}") from exc
+    k = len(spec.factor_sizes)
+    if not isinstance(labels, np.ndarray) or labels.ndim != 2 or labels.shape[1] != k or labels.shape[0] == 0:
+        shape = getattr(labels, "shape", None)
+        raise UserError(f"{file}: labels have shape {shape}, expected (N, {k}) with N > 0 for {spec.title} "
+                        f"({', '.join(spec.factor_names)})")
+    if not np.issubdtype(labels.dtype, np.floating):
+        raise UserError(f"{file}: labels have dtype {labels.dtype}, expected float normalised values in [0, 1]")
+    return labels
+
+
+def _find_labels(root: Path, spec: NvlabsSpec) -> Path | None:
+    names = (spec.labels_file, *[n for n in LABEL_FILES if n != spec.labels_file])
+    return next((root / n for n in names if (root / n).is_file()), None)
+
+
+def _decode_chunk(task: tuple[list[str], int, tuple[int, int] | None]) -> tuple[np.ndarray | None, str | None]:
+    """Decode and resize PNGs; errors come back as text because exceptions from workers lose their context."""
+    paths, size, native = task
+    out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+    for i, path in enumerate(paths):
+        try:
+            with Image.open(path) as img:
+                img.load()
+                if native is not None and img.size != native:
+                    return None, f"{path}: is {img.size[0]}x{img.size[1]}, but the first PNG is {native[0]}x{native[1]}"
+                rgb = img if img.mode == "RGB" else img.convert("RGB")
+                if rgb.size != (size, size):
+                    # Antialiased bicubic over the whole source, the PIL counterpart of
+                    # tf.image.resize(..., "bicubic", antialias=True) used by the reference code.
+                    rgb = rgb.resize((size, size), Image.BICUBIC, reducing_gap=None)
+                out[i] = np.asarray(rgb, dtype=np.uint8)
+        except (OSError, ValueError, SyntaxError) as exc:
+            return None, f"{path}: unreadable PNG: {_one_line(exc)}"
+    return out, None
+
+
+def _decode_all(paths: list[str], size: int, native: tuple[int, int], target: np.ndarray, what: str) -> None:
+    tasks = [(paths[s:s + _CHUNK], size, native) for s in range(0, len(paths), _CHUNK)]
+    start = time.perf_counter()
+    done, last_report = 0, 0.0
+
+    def consume(results) -> None:
+        nonlocal done, last_report
+        for images, error in results:
+            if error is not None:
+                raise UserError(error)
+            target[done:done + len(images)] = images
+            done += len(images)
+            now = time.perf_counter() - start
+            if now - last_report > 5 or done == len(paths):
+                last_report = now
+                print(f"{what}: decoded {done:,}/{len(paths):,} PNGs ({now:.0f} s)", file=sys.stderr, flush=True)
+
+    if len(paths) < _POOL_MIN:
+        consume(map(_decode_chunk, tasks))
+        return
+    with multiprocessing.get_context().Pool(_WORKERS) as pool:
+        consume(pool.imap(_decode_chunk, tasks))  # imap keeps order, so rows land where they belong
+
+
+def _cache_file(cache: Path, spec: NvlabsSpec, root: Path, n: int, size: int) -> Path:
+    key = hashlib.sha256(f"{root.resolve()}|{n}|{size}".encode()).hexdigest()[:16]
+    return cache / f"{spec.name}-{key}-n{n}-{size}px.npy"
+
+
+def _resized_images(root: Path, indices: np.ndarray, spec: NvlabsSpec, size: int, cache: Path) -> np.ndarray:
+    """The (N, size, size, 3) uint8 images as a memory map, decoding into the cache on first use."""
+    file = _cache_file(cache, spec, root, len(indices), size)
+    if file.is_file():
+        try:
+            images = np.load(file, mmap_mode="r")
+            if images.dtype == np.uint8 and images.shape == (len(indices), size, size, 3):
+                return images
+        except (OSError, ValueError):
+            pass  # a damaged cache is rebuilt below, never trusted
+    paths = [str(root / "images" / png_name(int(i))) for i in indices]
+    try:
+        with Image.open(paths[0]) as first:
+            native = first.size
+    except OSError as exc:
+        raise UserError(f"{paths[0]}: unreadable PNG: {_one_line(exc)}") from exc
+    print(f"{spec.title}: decoding {len(paths):,} PNGs from {root} to {size}x{size} once, into {file}",
+          file=sys.stderr, flush=True)
+    tmp = file.with_name(f".{file.stem}.{os.getpid()}.tmp.npy")
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        target = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
+        try:
+            _decode_all(paths, size, native, target, spec.title)
+            target.flush()
+        finally:
+            del target
+        os.replace(tmp, file)
+    except OSError as exc:
+        raise UserError(f"cannot write the resized-image cache {file}: {_one_line(exc)} "
+                        "(set LATENTQUANT_CACHE or cache_dir to a writable folder)") from exc
+    finally:
+        with contextlib.suppress(OSError):  # an unusable cache folder was already reported above
+            tmp.unlink(missing_ok=True)
+    return np.load(file, mmap_mode="r")
+
+
+def read_nvlabs_folder(root: str | os.PathLike, spec: NvlabsSpec, image_size: int = 64,
+                       cache_dir: str | os.PathLike | None = None) -> GroundTruthData:
+    """Read a folder in the official layout (``images/`` + labels file); images come back memory-mapped.
+
+    Label rows may be any subset of the grid in any order; row i's image is ``images/<grid index>.png``.
+    Without a labels file the factors come from the PNG names (with a warning).
+    """
+    size = _check_image_size(image_size)
+    root = Path(root)
+    if not root.is_dir():
+        what = "is a file, expected the folder holding images/" if root.exists() else "not found"
+        raise UserError(f"{spec.title} folder {what}: {root}")
+    images_dir = root / "images"
+    labels_file = _find_labels(root, spec)
+    present = _png_indices(images_dir) if images_dir.is_dir() else np.empty(0, np.int64)
+    if labels_file is None and len(present) == 0:
+        raise UserError(f"{root}: no labels file ({' or '.join(LABEL_FILES)}) and no PNGs in {images_dir}; "
+                        f"expected the {spec.title} layout images/000000.png ... plus {spec.labels_file}")
+    if labels_file is not None:
+        labels = _read_labels(labels_file, spec)
+        factors = labels_to_classes(labels, spec, str(labels_file))
+        indices = np.ravel_multi_index(tuple(factors.T), spec.factor_sizes).astype(np.int64)
+        unique, counts = np.unique(indices, return_counts=True)
+        if (counts > 1).any():
+            row = int(np.flatnonzero(indices == unique[np.argmax(counts > 1)])[1])
+            raise UserError(f"{labels_file}: row {row} repeats the factor combination of an earlier row; "
+                            "each grid point must appear once")
+        missing = np.setdiff1d(indices, present, assume_unique=True)
+        if len(missing):
+            first = int(indices[np.isin(indices, missing)][0])  # first missing in label-row order
+            raise UserError(f"{images_dir / png_name(first)}: missing PNG ({len(missing):,} of the {len(indices):,} "
+                            f"images the labels name are missing)")
+        if len(present) != len(indices):
+            extra = np.setdiff1d(present, indices, assume_unique=True)
+            raise UserError(f"{root}: {len(present):,} PNGs but {len(indices):,} label rows; PNG names must be the "
+                            f"row-major grid indices of the label rows (first unmatched: {png_name(int(extra[0]))})")
+    else:
+        n_grid = spec.num_images
+        if present[-1] >= n_grid:
+            raise UserError(f"{images_dir / png_name(int(present[-1]))}: index beyond the {spec.title} grid "
+                            f"of {n_grid:,} images")
+        warnings.warn(f"{root}: no labels file ({' or '.join(LABEL_FILES)}); factors derived from the PNG "
+                      "file-name indices (row-major grid order)", UserWarning, stacklevel=2)
+        indices = present
+        factors = np.stack(np.unravel_index(indices, spec.factor_sizes), axis=1).astype(np.int64)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    images = _resized_images(root, indices, spec, size, cache)
+    return GroundTruthData(
+        name=spec.name,
+        images=images,
+        factors=factors,
+        factor_names=list(spec.factor_names),
+        factor_sizes=list(spec.factor_sizes),
+        factor_values=spec.factor_values(),
+    )
+
+
+def _load(spec: NvlabsSpec, path: str | os.PathLike | None, image_size: int,
+          cache_dir: str | os.PathLike | None, subset: int | None) -> GroundTruthData:
+    size = _check_image_size(image_size)
+    if path is not None:
+        return read_nvlabs_folder(path, spec, image_size=size, cache_dir=cache_dir)
+    from latentquant.data import render_nvlabs  # renderer only needed for the look-alike
+
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    tag = "full" if subset is None else f"n{subset}"
+    root = cache / f"{spec.name}-lookalike-{tag}-v{_LOOKALIKE_VERSION}"
+    if not root.is_dir():
+        count = spec.num_images if subset is None else subset
+        print(f"writing the {spec.title} look-alike ({count:,} PNGs, 128x128) once into {root}",
+              file=sys.stderr, flush=True)
+        try:
+            render_nvlabs.write_folder(spec, root, subset=subset, seed=0)
+        except OSError as exc:
+            raise UserError(f"cannot write the look-alike {root}: {_one_line(exc)} "
+                            "(set LATENTQUANT_CACHE to a writable folder)") from exc
+    return read_nvlabs_folder(root, spec, image_size=size, cache_dir=cache)
+
+
+def load_falcor3d(path: str | os.PathLike | None = None, image_size: int = 64,
+                  cache_dir: str | os.PathLike | None = None, subset: int | None = LOOKALIKE_SUBSET) -> GroundTruthData:
+    """Falcor3D from a ``Falcor3D_down128``-style folder, or (path None) a look-alike of ``subset`` images.
+
+    ``subset`` only applies to the look-alike; None writes the whole 233,280-image grid.
+    """
+    return _load(FALCOR3D, path, image_size, cache_dir, subset)
+
+
+def load_isaac3d(path: str | os.PathLike | None = None, image_size: int = 64,
+                 cache_dir: str | os.PathLike | None = None, subset: int | None = LOOKALIKE_SUBSET) -> GroundTruthData:
+    """Isaac3D from an ``Isaac3D_down128``-style folder, or (path None) a look-alike of ``subset`` images.
+
+    ``subset`` only applies to the look-alike; None writes the whole 737,280-image grid.
+    """
+    return _load(ISAAC3D, path, image_size, cache_dir, subset)
