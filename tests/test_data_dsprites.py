@@ -13,6 +13,7 @@ import pytest
 import latentquant.data.render_dsprites as render_module
 from latentquant import data
 from latentquant.data import dsprites
+from latentquant.data._common import classes_to_values
 from latentquant.data.dsprites import (
     FACTOR_NAMES,
     FACTOR_SIZES,
@@ -142,7 +143,7 @@ def test_subset_rows_may_come_in_any_order(tmp_path, official):
 def test_full_grid_must_follow_the_row_major_rule():
     classes = np.stack(np.unravel_index(np.arange(dsprites.NUM_IMAGES), FILE_FACTOR_SIZES), axis=1)
     np.testing.assert_array_equal(classes @ STRIDES, np.arange(dsprites.NUM_IMAGES))
-    values = dsprites._classes_to_values(classes)
+    values = classes_to_values(classes, dsprites.FILE_FACTOR_VALUES)
     dsprites._check_labels(classes, values, dsprites._NPZ_KEYS, Path("f.npz"))  # the official order passes
     classes[[5, 6]] = classes[[6, 5]]
     values[[5, 6]] = values[[6, 5]]

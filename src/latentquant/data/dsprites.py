@@ -10,7 +10,6 @@ file can run code, and everything it says is fixed below.
 from __future__ import annotations
 
 import os
-import sys
 import zipfile
 import zlib
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from latentquant.data._common import classes_to_values, ensure_lookalike, grid_classes, one_line, subset_indices
 from latentquant.data.base import GroundTruthData
 from latentquant.data.render_dsprites import ORIENTATIONS, POSITIONS, SCALES
 from latentquant.data.shapes3d import default_cache_dir
@@ -44,27 +44,6 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _grid_classes(indices: np.ndarray) -> np.ndarray:
-    return np.stack(np.unravel_index(indices, FILE_FACTOR_SIZES), axis=1).astype(np.int64)
-
-
-def _classes_to_values(classes: np.ndarray) -> np.ndarray:
-    return np.stack([FILE_FACTOR_VALUES[k][classes[:, k]] for k in range(len(FILE_FACTOR_SIZES))], axis=1)
-
-
-def _subset_indices(subset: int | None, seed: int) -> np.ndarray:
-    if subset is None:
-        return np.arange(NUM_IMAGES)
-    if isinstance(subset, bool) or not isinstance(subset, int | np.integer) or not 1 <= subset <= NUM_IMAGES:
-        raise UserError(f"subset must be None or a number of images in 1..{NUM_IMAGES}, got {subset!r}")
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(NUM_IMAGES, size=int(subset), replace=False))
-
-
 def _write_member(zf: zipfile.ZipFile, key: str, array: np.ndarray) -> None:
     with zf.open(f"{key}.npy", "w", force_zip64=True) as fh:
         np.lib.format.write_array(fh, array, allow_pickle=False)
@@ -79,8 +58,8 @@ def write_dsprites_npz(path: str | os.PathLike, subset: int | None = None, seed:
     """
     from latentquant.data.render_dsprites import render_dsprites  # reading files must not need the renderer
 
-    indices = _subset_indices(subset, seed)
-    classes = _grid_classes(indices)
+    indices = subset_indices(subset, seed, NUM_IMAGES)
+    classes = grid_classes(indices, FILE_FACTOR_SIZES)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -94,7 +73,7 @@ def write_dsprites_npz(path: str | os.PathLike, subset: int | None = None, seed:
                 for start in range(0, len(indices), _WRITE_BLOCK):
                     fh.write(render_dsprites(classes[start:start + _WRITE_BLOCK, 1:]).tobytes())
             _write_member(zf, "latents_classes", classes)
-            _write_member(zf, "latents_values", _classes_to_values(classes))
+            _write_member(zf, "latents_values", classes_to_values(classes, FILE_FACTOR_VALUES))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -134,7 +113,7 @@ def _check_labels(classes: np.ndarray, values: np.ndarray, names: dict[str, str]
             row = int(np.flatnonzero(off)[0])
             raise UserError(f"{path}: '{names['classes']}' factor '{name}' has class {int(classes[row, k])} at "
                             f"row {row}, outside 0..{size - 1}")
-    expected = _classes_to_values(classes)
+    expected = classes_to_values(classes, FILE_FACTOR_VALUES)
     bad = ~np.isclose(values, expected, rtol=0.0, atol=_VALUE_TOL)  # NaN counts as bad
     if bad.any():
         row, k = (int(i) for i in np.argwhere(bad)[0])
@@ -184,7 +163,7 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise UserError(f"{path}: cannot open as npz (truncated or not a zip archive): {_one_line(exc)}") from exc
+        raise UserError(f"{path}: cannot open as npz (truncated or not a zip archive): {one_line(exc)}") from exc
     with zf:
         infos = {k: _npz_member(zf, key, path) for k, key in _NPZ_KEYS.items()}
         try:
@@ -195,7 +174,7 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             _check_labels(classes, values, _NPZ_KEYS, path)
             imgs = _npz_read(zf, infos["imgs"])  # one sequential decompression into one array
         except (zipfile.BadZipFile, EOFError, ValueError, OSError, zlib.error) as exc:
-            raise UserError(f"{path}: reading failed (file truncated or corrupt?): {_one_line(exc)}") from exc
+            raise UserError(f"{path}: reading failed (file truncated or corrupt?): {one_line(exc)}") from exc
     return imgs, classes, values
 
 
@@ -209,7 +188,7 @@ def _read_hdf5(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise UserError(f"{path}: cannot open as HDF5 (not an HDF5 file, or truncated): {_one_line(exc)}") from exc
+        raise UserError(f"{path}: cannot open as HDF5 (not an HDF5 file, or truncated): {one_line(exc)}") from exc
     with f:
         nodes = {}
         for k, key in _H5_KEYS.items():
@@ -230,7 +209,7 @@ def _read_hdf5(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             imgs = np.empty(nodes["imgs"].shape, dtype=np.uint8)
             nodes["imgs"].read_direct(imgs)  # one sequential read: per-index reads of chunks are far slower
         except OSError as exc:
-            raise UserError(f"{path}: reading failed (file truncated or corrupt?): {_one_line(exc)}") from exc
+            raise UserError(f"{path}: reading failed (file truncated or corrupt?): {one_line(exc)}") from exc
     return imgs, classes, values
 
 
@@ -285,13 +264,5 @@ def load_dsprites(path: str | os.PathLike | None = None, image_size: int = 64,
         return read_dsprites(path)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     file = cache / f"dsprites-lookalike-v{_LOOKALIKE_VERSION}.npz"
-    if not file.exists():
-        print(f"rendering the dSprites look-alike ({NUM_IMAGES:,} images) once into {file}",
-              file=sys.stderr, flush=True)
-        try:
-            cache.mkdir(parents=True, exist_ok=True)
-            write_dsprites_npz(file)
-        except OSError as exc:
-            raise UserError(f"cannot write the look-alike cache {file}: {_one_line(exc)} "
-                            "(set LATENTQUANT_CACHE to a writable folder)") from exc
+    ensure_lookalike(file, f"rendering the dSprites look-alike ({NUM_IMAGES:,} images)", write_dsprites_npz)
     return read_dsprites(file)

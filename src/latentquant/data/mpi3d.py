@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from latentquant.data._common import ensure_lookalike, one_line, subset_indices
 from latentquant.data.base import GroundTruthData
 from latentquant.data.shapes3d import default_cache_dir
 from latentquant.errors import UserError
@@ -78,10 +79,6 @@ def value_names(variant: str) -> list[list[str] | None]:
     return [list(v.colors), list(v.shapes), *[list(n) for n in _COMMON_NAMES], None, None]
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
-
-
 def detect_variant(n: int, file_name: str, has_indices: bool = False) -> str:
     """The variant for a file with ``n`` rows named ``file_name`` (see the module docstring)."""
     name = file_name.lower()
@@ -115,7 +112,7 @@ def _open_zip(path: Path) -> tuple[zipfile.ZipFile, dict[str, zipfile.ZipInfo]]:
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise UserError(f"{path}: cannot open as .npz (not a zip file, or truncated): {_one_line(exc)}") from exc
+        raise UserError(f"{path}: cannot open as .npz (not a zip file, or truncated): {one_line(exc)}") from exc
     return zf, {info.filename: info for info in zf.infolist()}
 
 
@@ -138,7 +135,7 @@ def _read_npy_header(stream, path: Path, key: str) -> tuple[tuple[int, ...], boo
             return np.lib.format.read_array_header_1_0(stream)
         return np.lib.format.read_array_header_2_0(stream)
     except (ValueError, OSError, EOFError) as exc:
-        raise UserError(f"{path}: member '{key}' is not a valid .npy array: {_one_line(exc)}") from exc
+        raise UserError(f"{path}: member '{key}' is not a valid .npy array: {one_line(exc)}") from exc
 
 
 def _check_images(shape: tuple[int, ...], dtype: np.dtype, fortran: bool, path: Path) -> None:
@@ -195,7 +192,7 @@ def _map_images(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, cache_di
             os.replace(tmp, target)
         except (zipfile.BadZipFile, EOFError, OSError) as exc:
             raise UserError(f"{path}: extracting 'images' failed (file truncated or corrupt, or cache not "
-                            f"writable): {_one_line(exc)}") from exc
+                            f"writable): {one_line(exc)}") from exc
         finally:
             tmp.unlink(missing_ok=True)
     return np.load(target, mmap_mode="r")
@@ -206,7 +203,7 @@ def _read_indices(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, n: int
         with zf.open(info) as f:
             indices = np.lib.format.read_array(f)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise UserError(f"{path}: cannot read 'indices': {_one_line(exc)}") from exc
+        raise UserError(f"{path}: cannot read 'indices': {one_line(exc)}") from exc
     if indices.shape != (n,) or not np.issubdtype(indices.dtype, np.integer):
         raise UserError(f"{path}: 'indices' has shape {indices.shape} and dtype {indices.dtype}, "
                         f"expected ({n},) integers, one grid index per image")
@@ -259,15 +256,6 @@ def read_mpi3d_npz(path: str | os.PathLike, variant: str | None = None, image_si
 # --- writing the look-alike ---------------------------------------------------------------------------
 
 
-def _subset_indices(subset: int | None, seed: int, total: int) -> np.ndarray:
-    if subset is None:
-        return np.arange(total, dtype=np.int64)
-    if isinstance(subset, bool) or not isinstance(subset, int | np.integer) or not 1 <= subset <= total:
-        raise UserError(f"subset must be None or a number of images in 1..{total}, got {subset!r}")
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(total, size=int(subset), replace=False)).astype(np.int64)
-
-
 def _check_image_size(image_size: object) -> int:
     if isinstance(image_size, bool) or not isinstance(image_size, int | np.integer) or not 16 <= image_size <= 256:
         raise UserError(f"image_size must be an integer between 16 and 256, got {image_size!r}")
@@ -287,7 +275,7 @@ def write_mpi3d_npz(path: str | os.PathLike, subset: int | None = None, seed: in
 
     size = _check_image_size(image_size)
     sizes = GRIDS["6x6"]
-    indices = _subset_indices(subset, seed, int(np.prod(sizes)))
+    indices = subset_indices(subset, seed, int(np.prod(sizes)))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -325,13 +313,9 @@ def load_mpi3d(path: str | os.PathLike | None = None, image_size: int = 64,
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     suffix = "" if size == 64 else f"-{size}px"
     file = cache / f"mpi3d-toy-lookalike{suffix}-v{_LOOKALIKE_VERSION}.npz"
-    if not file.exists():
-        print(f"rendering the MPI3D-toy look-alike ({LOOKALIKE_SUBSET:,} of {int(np.prod(GRIDS['6x6'])):,} "
-              f"grid images, {size}x{size}) once into {file}", file=sys.stderr, flush=True)
-        try:
-            cache.mkdir(parents=True, exist_ok=True)
-            write_mpi3d_npz(file, subset=min(LOOKALIKE_SUBSET, int(np.prod(GRIDS["6x6"]))), seed=0, image_size=size)
-        except OSError as exc:
-            raise UserError(f"cannot write the look-alike cache {file}: {_one_line(exc)} "
-                            "(set LATENTQUANT_CACHE to a writable folder)") from exc
+    total = int(np.prod(GRIDS["6x6"]))
+    ensure_lookalike(file, f"rendering the MPI3D-toy look-alike ({LOOKALIKE_SUBSET:,} of {total:,} grid images, "
+                     f"{size}x{size})",
+                     lambda target: write_mpi3d_npz(target, subset=min(LOOKALIKE_SUBSET, total), seed=0,
+                                                    image_size=size))
     return read_mpi3d_npz(file, variant="toy", image_size=size, cache_dir=cache)

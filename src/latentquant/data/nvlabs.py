@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from latentquant.data._common import one_line
 from latentquant.data.base import GroundTruthData
 from latentquant.data.shapes3d import default_cache_dir
 from latentquant.errors import UserError
@@ -78,10 +79,6 @@ _CHUNK = 256  # PNGs per worker task: big enough to amortise pickling, small eno
 _POOL_MIN = 1024  # below this, a process pool costs more than it saves
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
-
-
 def _check_image_size(image_size: object) -> int:
     if isinstance(image_size, bool) or not isinstance(image_size, int | np.integer) or not 8 <= image_size <= 512:
         raise UserError(f"image_size must be an integer between 8 and 512, got {image_size!r}")
@@ -122,7 +119,7 @@ def _read_labels(file: Path, spec: NvlabsSpec) -> np.ndarray:
     try:
         labels = np.load(file, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
-        raise UserError(f"{file}: cannot read the labels as a NumPy .npy file: {_one_line(exc)}") from exc
+        raise UserError(f"{file}: cannot read the labels as a NumPy .npy file: {one_line(exc)}") from exc
     k = len(spec.factor_sizes)
     if not isinstance(labels, np.ndarray) or labels.ndim != 2 or labels.shape[1] != k or labels.shape[0] == 0:
         shape = getattr(labels, "shape", None)
@@ -155,7 +152,7 @@ def _decode_chunk(task: tuple[list[str], int, tuple[int, int] | None]) -> tuple[
                     rgb = rgb.resize((size, size), Image.BICUBIC, reducing_gap=None)
                 out[i] = np.asarray(rgb, dtype=np.uint8)
         except (OSError, ValueError, SyntaxError) as exc:
-            return None, f"{path}: unreadable PNG: {_one_line(exc)}"
+            return None, f"{path}: unreadable PNG: {one_line(exc)}"
     return out, None
 
 
@@ -203,7 +200,7 @@ def _resized_images(root: Path, indices: np.ndarray, spec: NvlabsSpec, size: int
         with Image.open(paths[0]) as first:
             native = first.size
     except OSError as exc:
-        raise UserError(f"{paths[0]}: unreadable PNG: {_one_line(exc)}") from exc
+        raise UserError(f"{paths[0]}: unreadable PNG: {one_line(exc)}") from exc
     print(f"{spec.title}: decoding {len(paths):,} PNGs from {root} to {size}x{size} once, into {file}",
           file=sys.stderr, flush=True)
     tmp = file.with_name(f".{file.stem}.{os.getpid()}.tmp.npy")
@@ -217,7 +214,7 @@ def _resized_images(root: Path, indices: np.ndarray, spec: NvlabsSpec, size: int
             del target
         os.replace(tmp, file)
     except OSError as exc:
-        raise UserError(f"cannot write the resized-image cache {file}: {_one_line(exc)} "
+        raise UserError(f"cannot write the resized-image cache {file}: {one_line(exc)} "
                         "(set LATENTQUANT_CACHE or cache_dir to a writable folder)") from exc
     finally:
         with contextlib.suppress(OSError):  # an unusable cache folder was already reported above
@@ -299,7 +296,7 @@ def _load(spec: NvlabsSpec, path: str | os.PathLike | None, image_size: int,
         try:
             render_nvlabs.write_folder(spec, root, subset=subset, seed=0)
         except OSError as exc:
-            raise UserError(f"cannot write the look-alike {root}: {_one_line(exc)} "
+            raise UserError(f"cannot write the look-alike {root}: {one_line(exc)} "
                             "(set LATENTQUANT_CACHE to a writable folder)") from exc
     return read_nvlabs_folder(root, spec, image_size=size, cache_dir=cache)
 

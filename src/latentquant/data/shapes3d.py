@@ -8,12 +8,12 @@ orientation fastest.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from latentquant.data._common import classes_to_values, ensure_lookalike, grid_classes, one_line, subset_indices
 from latentquant.data.base import GroundTruthData
 from latentquant.errors import UserError
 
@@ -38,27 +38,10 @@ _WRITE_BLOCK = 4800  # images rendered and written per step: bounds memory (59 M
 _CHUNK_IMAGES = 256  # HDF5 chunk: gzip level 1 keeps the full 64x64 grid near 1 GB and writes fast
 
 
-def _grid_classes(indices: np.ndarray) -> np.ndarray:
-    return np.stack(np.unravel_index(indices, FACTOR_SIZES), axis=1).astype(np.int64)
-
-
-def _classes_to_values(classes: np.ndarray) -> np.ndarray:
-    return np.stack([FACTOR_VALUES[k][classes[:, k]] for k in range(len(FACTOR_SIZES))], axis=1)
-
-
 def _check_image_size(image_size: object) -> int:
     if isinstance(image_size, bool) or not isinstance(image_size, int | np.integer) or not 8 <= image_size <= 512:
         raise UserError(f"image_size must be an integer between 8 and 512, got {image_size!r}")
     return int(image_size)
-
-
-def _subset_indices(subset: int | None, seed: int) -> np.ndarray:
-    if subset is None:
-        return np.arange(NUM_IMAGES)
-    if isinstance(subset, bool) or not isinstance(subset, int | np.integer) or not 1 <= subset <= NUM_IMAGES:
-        raise UserError(f"subset must be None or a number of images in 1..{NUM_IMAGES}, got {subset!r}")
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(NUM_IMAGES, size=int(subset), replace=False))
 
 
 def write_shapes3d_h5(path: str | os.PathLike, image_size: int = 64, subset: int | None = None,
@@ -72,8 +55,8 @@ def write_shapes3d_h5(path: str | os.PathLike, image_size: int = 64, subset: int
     from latentquant.data.render_shapes3d import render_shapes3d
 
     size = _check_image_size(image_size)
-    indices = _subset_indices(subset, seed)
-    classes = _grid_classes(indices)
+    indices = subset_indices(subset, seed, NUM_IMAGES)
+    classes = grid_classes(indices, FACTOR_SIZES)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -84,7 +67,7 @@ def write_shapes3d_h5(path: str | os.PathLike, image_size: int = 64, subset: int
                 chunks=(min(_CHUNK_IMAGES, len(indices)), size, size, 3), compression="gzip",
                 compression_opts=1,
             )
-            f.create_dataset("labels", data=_classes_to_values(classes).astype(np.float64))
+            f.create_dataset("labels", data=classes_to_values(classes, FACTOR_VALUES).astype(np.float64))
             for start in range(0, len(indices), _WRITE_BLOCK):
                 block = classes[start:start + _WRITE_BLOCK]
                 images[start:start + len(block)] = render_shapes3d(block, size)
@@ -92,10 +75,6 @@ def write_shapes3d_h5(path: str | os.PathLike, image_size: int = 64, subset: int
     finally:
         tmp.unlink(missing_ok=True)
     return path
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
 
 
 def _dataset(f: h5py.File, key: str, path: Path) -> h5py.Dataset:
@@ -151,7 +130,7 @@ def read_shapes3d_h5(path: str | os.PathLike, image_size: int | None = None) -> 
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise UserError(f"{path}: cannot open as HDF5 (not an HDF5 file, or truncated): {_one_line(exc)}") from exc
+        raise UserError(f"{path}: cannot open as HDF5 (not an HDF5 file, or truncated): {one_line(exc)}") from exc
     with f:
         images_ds, labels_ds = _dataset(f, "images", path), _dataset(f, "labels", path)
         _check_layout(images_ds, labels_ds, path)
@@ -166,7 +145,7 @@ def read_shapes3d_h5(path: str | os.PathLike, image_size: int | None = None) -> 
             images = np.empty(images_ds.shape, dtype=np.uint8)
             images_ds.read_direct(images)
         except OSError as exc:
-            raise UserError(f"{path}: reading failed (file truncated or corrupt?): {_one_line(exc)}") from exc
+            raise UserError(f"{path}: reading failed (file truncated or corrupt?): {one_line(exc)}") from exc
     return GroundTruthData(
         name="shapes3d",
         images=images,
@@ -193,13 +172,6 @@ def load_shapes3d(path: str | os.PathLike | None = None, image_size: int | None 
     size = _check_image_size(image_size)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     file = cache / f"shapes3d-lookalike-{size}px-v{_LOOKALIKE_VERSION}.h5"
-    if not file.exists():
-        print(f"rendering the Shapes3D look-alike ({NUM_IMAGES:,} images, {size}x{size}) once into {file}",
-              file=sys.stderr, flush=True)
-        try:
-            cache.mkdir(parents=True, exist_ok=True)
-            write_shapes3d_h5(file, image_size=size)
-        except OSError as exc:
-            raise UserError(f"cannot write the look-alike cache {file}: {_one_line(exc)} "
-                            "(set LATENTQUANT_CACHE to a writable folder)") from exc
+    ensure_lookalike(file, f"rendering the Shapes3D look-alike ({NUM_IMAGES:,} images, {size}x{size})",
+                     lambda target: write_shapes3d_h5(target, image_size=size))
     return read_shapes3d_h5(file, image_size=size)

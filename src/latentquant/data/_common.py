@@ -1,0 +1,52 @@
+"""Small helpers every dataset module needs: grid indexing, seeded subsets, one-line error text."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (h5py and zipfile messages span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def grid_classes(indices: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
+    """Row-major grid indices -> (N, K) class indices, the last factor fastest."""
+    return np.stack(np.unravel_index(indices, tuple(sizes)), axis=1).astype(np.int64)
+
+
+def classes_to_values(classes: np.ndarray, values: Sequence[np.ndarray]) -> np.ndarray:
+    """(N, K) class indices -> (N, K) real factor values."""
+    return np.stack([values[k][classes[:, k]] for k in range(len(values))], axis=1)
+
+
+def subset_indices(subset: int | None, seed: int, total: int) -> np.ndarray:
+    """All grid indices, or a sorted seeded sample of `subset` of them without replacement."""
+    if subset is None:
+        return np.arange(total, dtype=np.int64)
+    if isinstance(subset, bool) or not isinstance(subset, int | np.integer) or not 1 <= subset <= total:
+        raise UserError(f"subset must be None or a number of images in 1..{total}, got {subset!r}")
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(total, size=int(subset), replace=False)).astype(np.int64)
+
+
+def ensure_lookalike(target: Path, description: str, write: Callable[[Path], object]) -> Path:
+    """Write a look-alike to `target` once (the cache); later loads find it there.
+
+    `description` says what is being made, for the one line printed while the user waits.
+    """
+    if not target.exists():
+        print(f"{description} once into {target}", file=sys.stderr, flush=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write(target)
+        except OSError as exc:
+            raise UserError(f"cannot write the look-alike cache {target}: {one_line(exc)} "
+                            "(set LATENTQUANT_CACHE to a writable folder)") from exc
+    return target
