@@ -34,24 +34,36 @@ def atomic_write_text(path: Path, text: str) -> None:
     _atomic_write_bytes(path, text.encode())
 
 
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+Optimizers = torch.optim.Optimizer | dict[str, torch.optim.Optimizer]
+
+
+def _named(optimizer: Optimizers) -> dict[str, torch.optim.Optimizer]:
+    """Tensor-name prefix -> optimizer; one optimizer keeps the plain `optimizer` prefix of older checkpoints."""
+    if isinstance(optimizer, dict):
+        return {f"optimizer_{name}": opt for name, opt in optimizer.items()}
+    return {"optimizer": optimizer}
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str = "optimizer"
+                       ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Split the optimizer state into tensors (for safetensors) and plain numbers (for JSON)."""
     state = optimizer.state_dict()
     tensors, scalars = {}, {}
     for pid, entry in state["state"].items():
         for key, value in entry.items():
             if isinstance(value, torch.Tensor) and value.ndim > 0:
-                tensors[f"optimizer.{pid}.{key}"] = value.contiguous()
+                tensors[f"{prefix}.{pid}.{key}"] = value.contiguous()
             else:
                 scalars[f"{pid}.{key}"] = value.item() if isinstance(value, torch.Tensor) else value
     groups = [{k: v for k, v in g.items() if k != "params"} for g in state["param_groups"]]
     return tensors, {"state": scalars, "param_groups": groups}
 
 
-def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict,
+                       prefix: str = "optimizer") -> None:
     state: dict[int, dict[str, Any]] = {}
     for name, value in tensors.items():
-        if name.startswith("optimizer."):
+        if name.startswith(f"{prefix}."):
             _, pid, key = name.split(".", 2)
             state.setdefault(int(pid), {})[key] = value
     for name, value in meta["state"].items():
@@ -65,18 +77,21 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torc
 
 
 def save_checkpoint(
-    directory: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, extra: dict[str, Any],
+    directory: Path, step: int, model: torch.nn.Module, optimizer: Optimizers, extra: dict[str, Any],
     keep: int = 2,
 ) -> Path:
+    """`optimizer` is one optimizer, or a dict of them by name (a GAN's encoder and generator optimizers)."""
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    opt_tensors, opt_meta = _optimizer_tensors(optimizer)
-    tensors.update({k: v.cpu() for k, v in opt_tensors.items()})
+    opt_meta = {}
+    for prefix, opt in _named(optimizer).items():
+        opt_tensors, opt_meta[prefix] = _optimizer_tensors(opt, prefix)
+        tensors.update({k: v.cpu() for k, v in opt_tensors.items()})
     weights = directory / f"step_{step}.safetensors"
     tmp = weights.with_name(f".{weights.name}.tmp")
     save_file(tensors, str(tmp))
     os.replace(tmp, weights)
-    meta = {"step": step, "optimizer": opt_meta, **extra}
+    meta = {"step": step, **opt_meta, **extra}
     marker = directory / f"step_{step}.json"
     atomic_write_text(marker, json.dumps(meta))
     for old in list_checkpoints(directory)[:-keep] if keep > 0 else []:
@@ -94,7 +109,7 @@ def list_checkpoints(directory: Path) -> list[int]:
 
 
 def load_checkpoint(
-    directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None, step: int | None = None
+    directory: Path, model: torch.nn.Module, optimizer: Optimizers | None = None, step: int | None = None
 ) -> dict[str, Any]:
     steps = list_checkpoints(directory)
     if not steps:
@@ -108,5 +123,6 @@ def load_checkpoint(
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     model.load_state_dict(state)
     if optimizer is not None:
-        _restore_optimizer(optimizer, tensors, meta["optimizer"])
+        for prefix, opt in _named(optimizer).items():
+            _restore_optimizer(opt, tensors, meta[prefix], prefix)
     return meta

@@ -39,6 +39,9 @@ class ModelConfig:
     lambda_dwkl: float | None = None
     lambda_nonneg: float | None = None  # bio_ae
     lambda_activity: float | None = None
+    lambda_gp: float | None = None  # GANs: gradient penalty, latent prediction, critic value
+    lambda_latent: float | None = None
+    lambda_value: float | None = None
     num_embeddings: int = 512  # vqvae
     embedding_dim: int = 64
 
@@ -208,11 +211,14 @@ def resolve(overrides: dict[str, Any] | list[str] | None = None) -> Config:
     layers = [_flatten(tree)]
     model = overrides.get("model.name", layers[0].get("model.name", cfg.model.name))
     data = overrides.get("data.name", layers[0].get("data.name", cfg.data.name))
-    from .models import MODELS  # the registry knows each model's own defaults
+    from .models import lookup  # the registry knows each model's own defaults
 
-    if model not in MODELS:
-        raise UserError(f"unknown model {model!r}; known: {', '.join(sorted(MODELS))}")
-    layers.append({f"model.{k}": v for k, v in MODELS[model].defaults.items()})
+    try:
+        entry = lookup(model)
+    except KeyError as e:
+        raise UserError(e.args[0]) from None
+    layers.append({f"model.{k}": v for k, v in entry.defaults.items()})
+    layers.append({f"train.{k}": v for k, v in entry.train.items()})
     tuned = _read_preset(f"{model}-{data}")
     if tuned:
         layers.append(_flatten(tuned))

@@ -144,5 +144,5 @@ def write_figures(model, data, indices, reps, scores, out_dir: Path, step: int, 
     recon = torch.sigmoid(model(x).logits).float().cpu().numpy()
     pair = np.stack([viz.to_uint8(x.cpu().numpy()), viz.to_uint8(recon)])
     viz.save_grid(pair, out_dir / "reconstructions.png")
-    if getattr(model.latent, "traversable", True):
+    if getattr(model.latent, "traversable", True) and getattr(model, "encoder_traversals", True):
         viz.save_grid(traversal_images(model, x, reps, traversal_values), out_dir / "traversals.png")

@@ -46,6 +46,14 @@ class ContinuousLatent(nn.Module):
         return LatentOutput(z_hat=z, representation=z.detach(), losses={})
 
 
+class UniformPrior(ContinuousLatent):
+    """InfoWGAN-GP's continuous latent: identity on encodings, prior U[0, 1)^d (not [-1, 1], as the reference)."""
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
+        # Drawn on the CPU so a seeded CPU generator gives the same samples whatever the device.
+        return torch.rand(batch_size, self.num_latents, generator=generator)
+
+
 class BioLatent(ContinuousLatent):
     """BioAE's latent: identity, plus a non-negativity hinge mean_j max(-z_j, 0) and the activity mean_j z_j^2."""
 

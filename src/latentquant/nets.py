@@ -103,6 +103,22 @@ class ImageEncoder(nn.Module):
         return self.head(self.features(x))
 
 
+class CriticEncoder(ImageEncoder):
+    """An ImageEncoder with a second head on the same features: the critic value V(x) of a WGAN.
+
+    Sharing the trunk is the reference's design: the latent head and the critic train together.
+    """
+
+    def __init__(self, out_dim: int, **kwargs) -> None:
+        super().__init__(out_dim, **kwargs)
+        self.value = nn.Linear(self.features_dim, 1)
+
+    def critique(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(latent head output (B, out_dim), critic value (B,)) from one pass through the trunk."""
+        h = self.features(x)
+        return self.head(h), self.value(h).squeeze(1)
+
+
 class StyleBlock(nn.Module):
     """ConvTranspose (no bias) -> LeakyReLU -> instance norm (no affine) -> x * s + b, [s, b] = ReLU(Linear(w)).
 

@@ -26,7 +26,7 @@ from .config import Config
 from .data import GroundTruthData, load
 from .errors import UserError
 from .evaluate import evaluate, to_input
-from .models import MODELS, ModelParts, build_model, clip_gradients, make_optimizer
+from .models import GAN_MODELS, ModelParts, build_gan, build_model, clip_gradients, lookup, make_optimizer
 from .nets import repeating_stack
 
 
@@ -120,13 +120,14 @@ def make_model(cfg: Config, data: GroundTruthData) -> torch.nn.Module:
     """Fills the config's `None`s with what they resolve to, then builds the model from it."""
     if cfg.model.num_latents is None:
         cfg.model.num_latents = 2 * data.num_factors
-    defaults = MODELS[cfg.model.name].defaults
+    defaults = lookup(cfg.model.name).defaults
     for key, value in defaults.items():
         if getattr(cfg.model, key, None) is None:
             setattr(cfg.model, key, value)
     skip = {"name", "num_latents", "widths", "blocks_per_stage", "dense", "weight_decay"}
     hyper = {k: v for k, v in vars(cfg.model).items() if k not in skip and v is not None}
-    return build_model(cfg.model.name, model_parts(cfg, data), cfg.model.num_latents, dataset_size=len(data), **hyper)
+    build = build_gan if cfg.model.name in GAN_MODELS else build_model
+    return build(cfg.model.name, model_parts(cfg, data), cfg.model.num_latents, dataset_size=len(data), **hyper)
 
 
 def prepare_run_dir(cfg: Config) -> Path:
@@ -166,6 +167,10 @@ def set_threads(n: int) -> None:
 
 def train(cfg: Config) -> dict[str, float]:
     """Train (or resume) a run; returns the final evaluation's metrics."""
+    if cfg.model.name in GAN_MODELS:  # two optimizers and an alternating schedule: a loop of their own
+        from .gan import train_gan
+
+        return train_gan(cfg)
     set_threads(cfg.train.threads)
     device = torch.device(cfg.train.device)
     if device.type == "cuda" and not torch.cuda.is_available():

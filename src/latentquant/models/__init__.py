@@ -1,8 +1,9 @@
-"""Objectives (one file each) and the registry that names them."""
+"""Objectives (one file each) and the registries that name them."""
 
-from . import ae, qlae, vae, vqvae  # noqa: F401  (registers the models)
+from . import ae, infogan, qlae, vae, vqvae  # noqa: F401  (registers the models)
 from .base import Autoencoder, clip_gradients, make_optimizer, param_groups
-from .registry import MODELS, ModelParts, build_model, register
+from .infogan import InfoWGAN, make_gan_optimizers
+from .registry import GAN_MODELS, MODELS, ModelParts, build_gan, build_model, lookup, register
 
-__all__ = ["MODELS", "Autoencoder", "ModelParts", "build_model", "clip_gradients", "make_optimizer",
-           "param_groups", "register"]
+__all__ = ["GAN_MODELS", "MODELS", "Autoencoder", "InfoWGAN", "ModelParts", "build_gan", "build_model",
+           "clip_gradients", "lookup", "make_gan_optimizers", "make_optimizer", "param_groups", "register"]

@@ -7,6 +7,7 @@ only in their latent module and weights, and new objectives are new combinations
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -80,11 +81,17 @@ class Autoencoder(nn.Module):
         return names
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """The reference's two partitions: 'regularized' (decayed, clipped) and 'unregularized'."""
+def param_groups(model: nn.Module, weight_decay: float, only: Sequence[str] | None = None) -> list[dict]:
+    """The reference's two partitions: 'regularized' (decayed, clipped) and 'unregularized'.
+
+    `only` restricts both groups to the named submodules (a GAN's two optimizers each own a part).
+    """
     no_decay = model.no_decay_parameter_names()
+    prefixes = None if only is None else tuple(f"{m}." for m in only)
     decayed, plain = [], []
     for name, p in model.named_parameters():
+        if prefixes is not None and not name.startswith(prefixes):
+            continue
         if p.requires_grad:
             (plain if name in no_decay else decayed).append(p)
     return [
@@ -94,13 +101,14 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def make_optimizer(
-    model: nn.Module, *, lr: float, weight_decay: float, betas=(0.9, 0.999), fused: bool | None = None
+    model: nn.Module, *, lr: float, weight_decay: float, betas=(0.9, 0.999), fused: bool | None = None,
+    only: Sequence[str] | None = None,
 ) -> torch.optim.Optimizer:
     """AdamW (decoupled decay) on the regularized group; AdamW with zero decay is exactly Adam.
 
     `fused` runs the whole update as one kernel per group (CPU and CUDA); None keeps PyTorch's default.
     """
-    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=betas, eps=1e-8, fused=fused)
+    return torch.optim.AdamW(param_groups(model, weight_decay, only), lr=lr, betas=betas, eps=1e-8, fused=fused)
 
 
 def clip_gradients(optimizer: torch.optim.Optimizer, clip: float) -> None:

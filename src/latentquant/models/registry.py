@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from ..nets import PAPER_STACK, ConvStack, ImageEncoder, StyleDecoder
+from ..nets import PAPER_STACK, ConvStack, CriticEncoder, ImageEncoder, StyleDecoder
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,9 @@ class ModelParts:
     stack: ConvStack = PAPER_STACK
     dense: tuple[int, ...] = (256, 256)
 
-    def make(self, encoder_out: int, decoder_in: int) -> tuple[ImageEncoder, StyleDecoder]:
-        encoder = ImageEncoder(
+    def make(self, encoder_out: int, decoder_in: int, *, critic: bool = False) -> tuple[ImageEncoder, StyleDecoder]:
+        """Encoder and decoder; `critic` adds the WGAN value head to the encoder (a GAN's decoder is its generator)."""
+        encoder = (CriticEncoder if critic else ImageEncoder)(
             encoder_out, in_channels=self.in_channels, image_size=self.image_size, stack=self.stack, dense=self.dense
         )
         decoder = StyleDecoder(
@@ -37,25 +38,46 @@ class ModelEntry:
     name: str
     build: Callable[..., nn.Module]
     defaults: dict[str, object] = field(default_factory=dict)
+    train: dict[str, object] = field(default_factory=dict)  # training settings of the family (GAN: lr, batch)
 
 
 MODELS: dict[str, ModelEntry] = {}
+GAN_MODELS: dict[str, ModelEntry] = {}
+"""GANs train with their own loop (gan.py) and two optimizers, so they live apart from the AE suite."""
 
 
-def register(name: str, **defaults: object) -> Callable:
+def register(name: str, *, table: dict[str, ModelEntry] | None = None, train: dict[str, object] | None = None,
+             **defaults: object) -> Callable:
     """Register a builder `build(parts, num_latents, **hyperparameters) -> nn.Module` under `name`."""
+    table = MODELS if table is None else table
 
     def wrap(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in MODELS:
+        if name in MODELS or name in GAN_MODELS:
             raise ValueError(f"model {name!r} is registered twice")
-        MODELS[name] = ModelEntry(name, build, dict(defaults))
+        table[name] = ModelEntry(name, build, dict(defaults), dict(train or {}))
         return build
 
     return wrap
 
 
+def lookup(name: str) -> ModelEntry:
+    """The entry of an AE-family or GAN model."""
+    entry = MODELS.get(name) or GAN_MODELS.get(name)
+    if entry is None:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted([*MODELS, *GAN_MODELS]))}")
+    return entry
+
+
+def _build(table: dict[str, ModelEntry], name: str, parts: ModelParts, num_latents: int, **hyper: object) -> nn.Module:
+    if name not in table:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(table))}")
+    entry = table[name]
+    return entry.build(parts, num_latents, **{**entry.defaults, **hyper})
+
+
 def build_model(name: str, parts: ModelParts, num_latents: int, **hyperparameters: object) -> nn.Module:
-    if name not in MODELS:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
-    entry = MODELS[name]
-    return entry.build(parts, num_latents, **{**entry.defaults, **hyperparameters})
+    return _build(MODELS, name, parts, num_latents, **hyperparameters)
+
+
+def build_gan(name: str, parts: ModelParts, num_latents: int, **hyperparameters: object) -> nn.Module:
+    return _build(GAN_MODELS, name, parts, num_latents, **hyperparameters)
