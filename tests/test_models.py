@@ -186,3 +186,21 @@ def test_vector_quantizer_snaps_slots_to_nearest_embedding():
     out = vq((target + 0.01).flatten()[None])
     assert out.indices.tolist() == [[5, 2]]
     assert torch.allclose(out.z_hat.view(2, 3), target)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_evaluates(name, tmp_path):
+    import numpy as np
+
+    from latentquant.data import GroundTruthData
+    from latentquant.evaluate import evaluate
+
+    images = (tiny_images(40).permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    factors = rng.integers(0, 3, size=(40, 2))
+    data = GroundTruthData("tiny", images, factors, ["a", "b"], [3, 3], [np.arange(3.0), np.arange(3.0)])
+    model, _ = make(name)
+    metrics = evaluate(model, data, np.arange(40), step=0, out_dir=tmp_path, batch_size=16)
+    assert all(np.isfinite(metrics[k]) for k in ("infom", "infoe", "psnr"))
+    assert (tmp_path / "metrics.json").is_file() and (tmp_path / "nmi.png").is_file()
+    assert (tmp_path / "traversals.png").is_file() == getattr(model.latent, "traversable", True)
