@@ -54,3 +54,22 @@ def test_round_trip_through_yaml(tmp_path):
     config.save(cfg, tmp_path / "config.yaml")
     again = config.load(tmp_path / "config.yaml")
     assert again == cfg
+
+
+@pytest.mark.parametrize(
+    "model, data, key, value",
+    [("beta_vae", "mpi3d", "beta", 0.1), ("beta_vae", "falcor3d", "beta", 10.0),
+     ("beta_tcvae", "shapes3d", "lambda_tc", 3.0), ("bio_ae", "isaac3d", "lambda_activity", 0.1),
+     ("qlae", "mpi3d", "weight_decay", 0.001),
+     ("qlae", "shapes3d", "weight_decay", 0.1), ("qlinfowgan_gp", "falcor3d", "weight_decay", 1e-4)],
+)
+def test_per_dataset_tuned_values(model, data, key, value):
+    for preset in ("cpu", "paper"):
+        cfg = config.resolve([f"model={model}", f"data={data}", f"preset={preset}"])
+        assert getattr(cfg.model, key) == value
+    assert getattr(config.resolve([f"model={model}", f"data={data}", f"model.{key}=0.5"]).model, key) == 0.5
+
+
+def test_ae_keeps_no_decay_on_every_dataset():
+    for data in ("shapes3d", "mpi3d", "falcor3d", "isaac3d"):
+        assert config.resolve(["model=ae", f"data={data}"]).model.weight_decay == 0.0
