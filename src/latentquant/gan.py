@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import config as config_mod
 from . import viz
-from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from .config import Config
 from .errors import UserError
 from .evaluate import evaluate, to_input
 from .models import InfoWGAN, clip_gradients, make_gan_optimizers
-from .train import BatchStream, Logger, eval_indices, is_eval_step, load_data, make_model, prepare_run_dir, set_threads
+from .train import is_eval_step, load_data, make_model, open_run, set_threads
 
 GENERATOR_PERIOD = 5
 BETAS = (0.0, 0.9)
@@ -73,31 +70,16 @@ def train_gan(cfg: Config) -> dict[str, float]:
     # Prior samples and interpolation weights come from their own CPU generator: same draws on any device.
     rng = torch.Generator().manual_seed(cfg.seed)
 
-    resuming = cfg.resume is not None
-    if resuming:
-        run_dir = Path(cfg.run_dir)  # type: ignore[arg-type]
-    else:
-        run_dir = prepare_run_dir(cfg)
-        config_mod.save(cfg, run_dir / "config.yaml")
-    ckpt_dir = run_dir / "checkpoints"
-    stream = BatchStream(len(data), cfg.train.batch_size, cfg.seed)
-    start = 0
-    if resuming and list_checkpoints(ckpt_dir):
-        meta = load_checkpoint(ckpt_dir, model, optimizers)
-        start = meta["step"]
-        stream = BatchStream(len(data), cfg.train.batch_size, cfg.seed, **meta["stream"])
-        torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
-        rng.set_state(torch.tensor(meta["prior_rng"], dtype=torch.uint8))
-    logger = Logger(run_dir, start if resuming else None)
-    evals = eval_indices(len(data), cfg.data.num_eval, cfg.data.seed)
+    run = open_run(cfg, data, model, optimizers)
+    run_dir, stream, logger, evals, start = run.dir, run.stream, run.logger, run.evals, run.start
+    if "prior_rng" in run.meta:
+        rng.set_state(torch.tensor(run.meta["prior_rng"], dtype=torch.uint8))
     total = cfg.train.steps
     print(f"run: {run_dir}  model={cfg.model.name} data={cfg.data.name} latents={cfg.model.num_latents} "
           f"params={sum(p.numel() for p in model.parameters()):,} critic steps={start}->{total}", file=sys.stderr)
 
     def checkpoint(step: int) -> None:
-        extra = {"stream": stream.state(), "torch_rng": torch.get_rng_state().tolist(),
-                 "prior_rng": rng.get_state().tolist()}
-        save_checkpoint(ckpt_dir, step, model, optimizers, extra, keep=cfg.train.keep_checkpoints)
+        run.save(step, model, optimizers, cfg.train.keep_checkpoints, prior_rng=rng.get_state().tolist())
 
     def run_eval(step: int) -> dict[str, float]:
         out_dir = run_dir / "eval" / f"step_{step}"

@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,44 @@ def resolve_resume(cfg: Config, overrides: dict[str, Any]) -> Config:
     return saved
 
 
+@dataclass
+class Run:
+    """A run directory opened for training: fresh, or resumed from its last checkpoint."""
+
+    dir: Path
+    stream: BatchStream
+    logger: Logger
+    evals: np.ndarray
+    start: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)  # the resumed checkpoint's state, if any
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.dir / "checkpoints"
+
+    def save(self, step: int, model, optimizers, keep: int, **extra: Any) -> None:
+        state = {"stream": self.stream.state(), "torch_rng": torch.get_rng_state().tolist(), **extra}
+        save_checkpoint(self.checkpoints, step, model, optimizers, state, keep=keep)
+
+
+def open_run(cfg: Config, data: GroundTruthData, model: torch.nn.Module, optimizers) -> Run:
+    """Create the run directory (or reopen it with `resume`), restoring weights, optimizers and RNG state."""
+    if cfg.resume is not None:
+        run_dir = Path(cfg.run_dir)  # type: ignore[arg-type]
+    else:
+        run_dir = prepare_run_dir(cfg)
+        config_mod.save(cfg, run_dir / "config.yaml")
+    stream = BatchStream(len(data), cfg.train.batch_size, cfg.seed)
+    start, meta = 0, {}
+    if cfg.resume is not None and list_checkpoints(run_dir / "checkpoints"):
+        meta = load_checkpoint(run_dir / "checkpoints", model, optimizers)
+        start = meta["step"]
+        stream = BatchStream(len(data), cfg.train.batch_size, cfg.seed, **meta["stream"])
+        torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
+    logger = Logger(run_dir, start if cfg.resume is not None else None)
+    return Run(run_dir, stream, logger, eval_indices(len(data), cfg.data.num_eval, cfg.data.seed), start, meta)
+
+
 def set_threads(n: int) -> None:
     threads = n or os.cpu_count() or 1
     torch.set_num_threads(threads)
@@ -185,29 +224,14 @@ def train(cfg: Config) -> dict[str, float]:
                                fused=cfg.train.fused or None)
     loss_fn = torch.compile(model.loss) if cfg.train.compile else model.loss
 
-    resuming = cfg.resume is not None
-    if resuming:
-        run_dir = Path(cfg.run_dir)  # type: ignore[arg-type]
-    else:
-        run_dir = prepare_run_dir(cfg)
-        config_mod.save(cfg, run_dir / "config.yaml")
-    ckpt_dir = run_dir / "checkpoints"
-    stream = BatchStream(len(data), cfg.train.batch_size, cfg.seed)
-    start = 0
-    if resuming and list_checkpoints(ckpt_dir):
-        meta = load_checkpoint(ckpt_dir, model, optimizer)
-        start = meta["step"]
-        stream = BatchStream(len(data), cfg.train.batch_size, cfg.seed, **meta["stream"])
-        torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
-    logger = Logger(run_dir, start if resuming else None)
-    evals = eval_indices(len(data), cfg.data.num_eval, cfg.data.seed)
+    run = open_run(cfg, data, model, optimizer)
+    run_dir, stream, logger, evals, start = run.dir, run.stream, run.logger, run.evals, run.start
     total = cfg.train.steps
     print(f"run: {run_dir}  model={cfg.model.name} data={cfg.data.name} latents={cfg.model.num_latents} "
           f"params={sum(p.numel() for p in model.parameters()):,} steps={start}->{total}", file=sys.stderr)
 
     def checkpoint(step: int) -> None:
-        extra = {"stream": stream.state(), "torch_rng": torch.get_rng_state().tolist()}
-        save_checkpoint(ckpt_dir, step, model, optimizer, extra, keep=cfg.train.keep_checkpoints)
+        run.save(step, model, optimizer, cfg.train.keep_checkpoints)
 
     def run_eval(step: int) -> dict[str, float]:
         metrics = evaluate(model, data, evals, step=step, out_dir=run_dir / "eval" / f"step_{step}",
