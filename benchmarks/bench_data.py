@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,8 +22,11 @@ import numpy as np
 import torch
 
 from latentquant.evaluate import to_input
-from latentquant.models import ModelParts, build_model, clip_gradients, make_optimizer
+from latentquant.models import ModelParts
 from latentquant.train import BatchStream
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_train import images_per_second, make_step  # noqa: E402  (the same step the training benchmark times)
 
 
 def loader_images_per_second(store: np.ndarray, batch: int, batches: int) -> float:
@@ -36,25 +40,8 @@ def loader_images_per_second(store: np.ndarray, batch: int, batches: int) -> flo
 
 
 def model_images_per_second(batch: int, steps: int, compile_: bool) -> float:
-    torch.manual_seed(0)
-    model = build_model("qlae", ModelParts(image_size=64), 12)
-    opt = make_optimizer(model, lr=1e-3, weight_decay=0.1, fused=compile_ or None)
-    loss_fn = torch.compile(model.loss) if compile_ else model.loss
-    x = torch.rand(batch, 3, 64, 64)
-
-    def step() -> None:
-        loss, _ = loss_fn(x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        clip_gradients(opt, 1.0)
-        opt.step()
-
-    for _ in range(2 if compile_ else 1):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps * batch / (time.perf_counter() - start)
+    step = make_step(ModelParts(image_size=64), batch, channels_last=False, compile_=compile_, fused=compile_)
+    return images_per_second(step, batch, steps, warmup=2 if compile_ else 1)
 
 
 def main() -> None:
