@@ -28,20 +28,13 @@ class Reconstruction:
     latent: LatentOutput
 
 
-class Autoencoder(nn.Module):
-    """Encoder, latent module and decoder with the weights that make them an objective.
+class LatentModel:
+    """What evaluation needs of any model with `encoder`, `latent` and `decoder` parts (autoencoders, and GANs
+    whose generator is the decoder): encode real images, decode latents, reconstruct."""
 
-    ``weights`` maps term names to multipliers: ``bce`` for reconstruction and any name that the latent
-    module returns in ``LatentOutput.losses``. A latent term without a weight is an error, so an
-    objective never silently drops a loss.
-    """
-
-    def __init__(self, encoder: nn.Module, latent: nn.Module, decoder: nn.Module, weights: dict[str, float]):
-        super().__init__()
-        self.encoder = encoder
-        self.latent = latent
-        self.decoder = decoder
-        self.weights = dict(weights)
+    encoder: nn.Module
+    latent: nn.Module
+    decoder: nn.Module
 
     @property
     def discrete_latents(self) -> bool:
@@ -57,6 +50,31 @@ class Autoencoder(nn.Module):
         latent = self.encode(x)
         return Reconstruction(logits=self.decoder(latent.z_hat), latent=latent)
 
+    def no_decay_parameter_names(self) -> set[str]:
+        """Biases (incl. norm shifts) and the whole latent module: trained without decay or clipping."""
+        names = set()
+        for name, _ in self.named_parameters():
+            if name.endswith(".bias") or name.startswith("latent."):
+                names.add(name)
+        return names
+
+
+class Autoencoder(LatentModel, nn.Module):
+    """Encoder, latent module and decoder with the weights that make them an objective.
+
+    ``weights`` maps term names to multipliers: ``bce`` for reconstruction and any name that the latent
+    module returns in ``LatentOutput.losses``. A latent term without a weight is an error, so an
+    objective never silently drops a loss.
+    """
+
+    def __init__(self, encoder: nn.Module, latent: nn.Module, decoder: nn.Module, weights: dict[str, float]):
+        super().__init__()
+        self.encoder = encoder
+        self.latent = latent
+        self.decoder = decoder
+        self.weights = dict(weights)
+
+
     def loss(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Weighted objective and its unweighted terms (detached) for logging."""
         return self.objective(x, self(x))
@@ -71,14 +89,6 @@ class Autoencoder(nn.Module):
         logged = {name: value.detach() for name, value in terms.items()}
         logged["loss"] = total.detach()
         return total, logged
-
-    def no_decay_parameter_names(self) -> set[str]:
-        """Biases (incl. norm shifts) and the whole latent module: trained without decay or clipping."""
-        names = set()
-        for name, _ in self.named_parameters():
-            if name.endswith(".bias") or name.startswith("latent."):
-                names.add(name)
-        return names
 
 
 def param_groups(model: nn.Module, weight_decay: float, only: Sequence[str] | None = None) -> list[dict]:

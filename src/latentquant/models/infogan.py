@@ -21,11 +21,11 @@ from torch import Tensor, nn
 from ..latents import UniformPrior
 from ..nets import CriticEncoder, StyleDecoder
 from ..quantize import ScalarQuantizer
-from .base import Autoencoder, Reconstruction, bce_per_pixel, make_optimizer
+from .base import LatentModel, Reconstruction, bce_per_pixel, make_optimizer
 from .registry import GAN_MODELS, ModelParts, register
 
 
-class InfoWGAN(nn.Module):
+class InfoWGAN(LatentModel, nn.Module):
     """Critic-encoder, latent module (with a `sample` prior) and generator, with the loss weights.
 
     ``weights`` keys: value, gradient_penalty, latent, and each term the latent module returns
@@ -43,12 +43,10 @@ class InfoWGAN(nn.Module):
         self.generator = generator
         self.weights = dict(weights)
 
-    # Same partition as the autoencoders: biases and the latent module are neither decayed nor clipped.
-    no_decay_parameter_names = Autoencoder.no_decay_parameter_names
-
     @property
-    def discrete_latents(self) -> bool:
-        return bool(getattr(self.latent, "discrete", False))
+    def decoder(self) -> nn.Module:
+        """The generator is the decoder of the evaluation interface (LatentModel)."""
+        return self.generator
 
     def sample_prior(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
         device = next(self.generator.parameters()).device
@@ -104,17 +102,6 @@ class InfoWGAN(nn.Module):
         value, terms = self._latent_terms(self.fake(z), z)
         terms["value"] = -value.mean()
         return self._weighted(terms)
-
-    # The evaluation interface of the autoencoders (evaluate.py): encode real images, regenerate from ẑ.
-    def encode(self, x: Tensor):
-        return self.latent(self.encoder(x))
-
-    def decode(self, z: Tensor) -> Tensor:
-        return self.generator(z)
-
-    def forward(self, x: Tensor) -> Reconstruction:
-        latent = self.encode(x)
-        return Reconstruction(logits=self.generator(latent.z_hat), latent=latent)
 
     def objective(self, x: Tensor, out: Reconstruction) -> tuple[Tensor, dict[str, Tensor]]:
         """Reconstruction terms for evaluation only; the GAN never trains on them."""
