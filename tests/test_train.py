@@ -7,22 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY
 from safetensors.numpy import load_file
 
 from latentquant import config
 from latentquant import train as train_mod
-from latentquant.data.shapes3d import write_shapes3d_h5
-
-TINY = ["model.widths=[8,16,16]", "model.blocks_per_stage=1", "model.dense=[32]", "data.image_size=32",
-        "train.batch_size=16", "data.num_eval=64", "eval.batch_size=32", "progress=false", "train.threads=1",
-        "train.log_every=2"]
-
-
-@pytest.fixture(scope="module")
-def tiny_h5(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "3dshapes-tiny.h5"
-    write_shapes3d_h5(path, image_size=32, subset=256, seed=0)
-    return path
 
 
 def tiny_config(tiny_h5, run_dir, *extra):

@@ -78,6 +78,9 @@ class EvalConfig:
     figures: bool = True
     batch_size: int = 500
     traversal_values: int = 10
+    suite: bool = False  # at the last step also DCI, MIG, SAP, DCI-ES and FactorVAE, as `latentquant eval` does
+    dci_predictor: str = "gbt"  # gbt (disentanglement_lib) or forest (Tripod; ~8x faster)
+    factorvae_votes: int = 10_000
 
 
 @dataclass
@@ -247,6 +250,8 @@ def validate(cfg: Config) -> None:
             raise UserError(f"{key} must be positive")
     if cfg.model.num_latents is not None and cfg.model.num_latents < 1:
         raise UserError("model.num_latents must be at least 1")
+    if cfg.eval.dci_predictor not in ("gbt", "forest"):
+        raise UserError(f"eval.dci_predictor must be gbt or forest, got {cfg.eval.dci_predictor!r}")
     if cfg.train.device not in ("cpu", "cuda", "mps") and not cfg.train.device.startswith("cuda:"):
         raise UserError(f"train.device must be cpu, cuda, cuda:N or mps, got {cfg.train.device!r}")
 

@@ -96,6 +96,13 @@ def extended_metrics(model, data: GroundTruthData, reps: np.ndarray, sources: np
     return scores
 
 
+def suite_options(cfg, step: int) -> dict | None:
+    """The `extended` argument of :func:`evaluate` for a training run's evaluation at `step`."""
+    if not cfg.eval.suite or step != cfg.train.steps:
+        return None
+    return {"dci_predictor": cfg.eval.dci_predictor, "factorvae_votes": cfg.eval.factorvae_votes}
+
+
 def evaluate(model, data: GroundTruthData, indices: np.ndarray, *, step: int, out_dir: Path | None,
              batch_size: int = 500, device="cpu", channels_last: bool = False, figures: bool = True,
              traversal_values: int = 10, extended: dict | None = None) -> dict[str, float]:

@@ -17,7 +17,7 @@ import torch
 from . import viz
 from .config import Config
 from .errors import UserError
-from .evaluate import evaluate, to_input
+from .evaluate import evaluate, suite_options, to_input
 from .models import InfoWGAN, clip_gradients, make_gan_optimizers
 from .train import is_eval_step, load_data, make_model, open_run, set_threads
 
@@ -85,7 +85,7 @@ def train_gan(cfg: Config) -> dict[str, float]:
         out_dir = run_dir / "eval" / f"step_{step}"
         metrics = evaluate(model, data, evals, step=step, out_dir=out_dir, batch_size=cfg.eval.batch_size,
                            device=device, channels_last=channels_last, figures=cfg.eval.figures,
-                           traversal_values=cfg.eval.traversal_values)
+                           traversal_values=cfg.eval.traversal_values, extended=suite_options(cfg, step))
         if cfg.eval.figures:
             model.eval()
             viz.save_grid(sample_images(model), out_dir / "samples.png")

@@ -26,7 +26,7 @@ from .checkpoint import atomic_write_text, list_checkpoints, load_checkpoint, sa
 from .config import Config
 from .data import GroundTruthData, load
 from .errors import UserError
-from .evaluate import evaluate, to_input
+from .evaluate import evaluate, suite_options, to_input
 from .models import GAN_MODELS, ModelParts, build_gan, build_model, clip_gradients, lookup, make_optimizer
 from .nets import repeating_stack
 
@@ -236,7 +236,8 @@ def train(cfg: Config) -> dict[str, float]:
     def run_eval(step: int) -> dict[str, float]:
         metrics = evaluate(model, data, evals, step=step, out_dir=run_dir / "eval" / f"step_{step}",
                            batch_size=cfg.eval.batch_size, device=device, channels_last=channels_last,
-                           figures=cfg.eval.figures, traversal_values=cfg.eval.traversal_values)
+                           figures=cfg.eval.figures, traversal_values=cfg.eval.traversal_values,
+                           extended=suite_options(cfg, step))
         logger.log("eval", step, metrics)
         return metrics
 
