@@ -29,6 +29,12 @@ def test_overrides_are_typed_and_win():
     assert cfg.data.path == "x.h5"
 
 
+def test_exponent_without_dot_is_a_number():
+    # YAML 1.1 would read 2e-4 as a string; users type it that way
+    cfg = config.resolve(["train.lr=2e-4", "model.weight_decay=1E-3", "run_dir=runs/e5"])
+    assert cfg.train.lr == 2e-4 and cfg.model.weight_decay == 1e-3 and cfg.run_dir == "runs/e5"
+
+
 @pytest.mark.parametrize(
     "arg, message",
     [

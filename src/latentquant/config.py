@@ -123,10 +123,20 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
             out[key] = yaml.safe_load(raw) if raw != "" else None
         except yaml.YAMLError:
             out[key] = raw
+        if isinstance(out[key], str):
+            out[key] = _number(raw)
         if isinstance(out[key], str | int | float | bool | list) or out[key] is None:
             continue
         out[key] = raw
     return out
+
+
+def _number(raw: str) -> str | float:
+    """YAML 1.1 reads `2e-4` (no dot) as a string; on the command line it is meant as a number."""
+    try:
+        return float(raw) if any(c.isdigit() for c in raw) and raw.strip().lower() not in ("nan", "inf") else raw
+    except ValueError:
+        return raw
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The model registry: name -> builder, with each model's own default hyperparameters.
 
-One parametrized test suite runs over `MODELS`, so a model is tested the moment it is registered.
+tests/test_registry.py runs one suite over `model_names()` (both tables), so a model is tested the moment it
+is registered.
 """
 
 from __future__ import annotations
@@ -60,11 +61,16 @@ def register(name: str, *, table: dict[str, ModelEntry] | None = None, train: di
     return wrap
 
 
+def model_names() -> list[str]:
+    """Every registered model, AE family and GANs: what `model=` accepts."""
+    return sorted([*MODELS, *GAN_MODELS])
+
+
 def lookup(name: str) -> ModelEntry:
     """The entry of an AE-family or GAN model."""
     entry = MODELS.get(name) or GAN_MODELS.get(name)
     if entry is None:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted([*MODELS, *GAN_MODELS]))}")
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(model_names())}")
     return entry
 
 
