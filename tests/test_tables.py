@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from latentquant import config, tables
+from latentquant.cli import main
 from latentquant.errors import UserError
 from latentquant.tables import Stat
 
@@ -190,3 +191,21 @@ def test_no_finished_run_is_an_error(tmp_path):
     with pytest.raises(UserError, match="no finished run"):
         tables.collect_runs([tmp_path])
 
+
+def test_cli_tabulates_a_sweep(sweep, tmp_path, capsys):
+    assert main(["table", str(sweep)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("### Shapes3D\n") and "| QLAE (ours) |" in out
+    assert err.count("\n") == 1 and "skipped 1 unfinished run" in err and "qlae-shapes3d-seed4" in err
+    target = tmp_path / "table.csv"
+    assert main(["table", str(sweep), "--format", "csv", "--out", str(target), "--metrics", "infom,D"]) == 0
+    assert {r["metric"] for r in csv.DictReader(target.open())} == {"infom", "dci_d"}
+
+
+def test_cli_errors_exit_2_with_one_line(sweep, tmp_path, capsys):
+    assert main(["table", str(tmp_path)]) == 2  # no runs there
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("latentquant: error:")
+    assert main(["table", str(sweep), "--metrics", "InfoX"]) == 2  # no note about skipped runs before it
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "unknown metric 'InfoX'" in err
