@@ -133,6 +133,29 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _table(args: argparse.Namespace) -> int:
+    from . import tables
+
+    collection = tables.collect_runs(args.paths, group_by=args.group_by)
+    text = tables.render(tables.build_tables(collection, args.metrics, args.confidence), args.format)
+    for note in collection.notes:  # after the last possible UserError, which must stay a single line
+        print(f"latentquant: {note}", file=sys.stderr)
+    if args.out is None:
+        print(text, end="")
+        return 0
+    try:
+        with open(args.out, "w") as f:
+            f.write(text)
+    except OSError as e:
+        raise UserError(f"cannot write {args.out}: {e.strerror}") from e
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _comma_list(text: str) -> list[str]:
+    return [part for part in text.split(",") if part]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latentquant", description="Disentanglement via latent quantization: train, evaluate, measure."
@@ -180,6 +203,20 @@ def build_parser() -> argparse.ArgumentParser:
     where = actions.add_parser("where", help="official source, file name, size and checksum")
     where.add_argument("name")
     data.set_defaults(func=_data)
+    table = sub.add_parser("table", help="mean ± 95%% CI per model × dataset from finished runs (Markdown, LaTeX, CSV)",
+                           description="Tabulate finished runs (run directories, or directories holding them) as "
+                           "the paper does: per model × dataset the mean ± a Student-t confidence interval over "
+                           "seeds, bold where an interval reaches the best one; with several datasets also an "
+                           "aggregate table. Unfinished runs are skipped.")
+    table.add_argument("paths", nargs="+", metavar="path", help="run directory or a directory holding runs")
+    table.add_argument("--format", choices=["markdown", "latex", "csv"], default="markdown")
+    table.add_argument("--out", default=None, help="write to this file instead of printing")
+    table.add_argument("--metrics", type=_comma_list, action="extend", default=None,
+                       help="columns, comma-separated (default: InfoM,InfoE,InfoC,D,C,I,PSNR)")
+    table.add_argument("--group-by", type=_comma_list, action="extend", default=[], metavar="KEY",
+                       help="config keys that also separate rows, e.g. model.weight_decay (repeatable)")
+    table.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
+    table.set_defaults(func=_table)
     return parser
 
 
