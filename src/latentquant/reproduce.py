@@ -54,12 +54,24 @@ def reproduce(out: Path, trials: list[Trial], *, workers: int = 1, threads: int 
               backend: str = "local", address: str | None = None,
               echo: Callable[[str], None] = print) -> dict[str, str]:
     """Run (or continue) the grid in `out`, then write tables.{md,tex,csv} there from what finished."""
-    from . import tables
-
     resume = (Path(out) / "sweep.json").exists()
     states = run_sweep(Path(out), trials, workers=workers, threads=threads, backend=backend, address=address,
                        resume=resume, echo=echo)
     if any(state == "finished" for state in states.values()):
-        written = tables.write_tables(Path(out), Path(out) / "tables")
-        echo("tables: " + ", ".join(str(p) for p in written))
+        for path in write_tables(Path(out)):
+            echo(f"wrote {path}")
     return states
+
+
+def write_tables(out: Path) -> list[Path]:
+    """tables.md, tables.tex and tables.csv in `out`, from every finished run below it."""
+    from . import tables
+    from .checkpoint import atomic_write_text
+
+    built = tables.build_tables(tables.collect_runs([out]))
+    written = []
+    for fmt, suffix in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
+        path = out / f"tables.{suffix}"
+        atomic_write_text(path, tables.render(built, fmt))
+        written.append(path)
+    return written
