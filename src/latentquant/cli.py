@@ -47,6 +47,20 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    import warnings
+
+    from .report import ReportWarning, write_report
+
+    with warnings.catch_warnings(record=True) as caught:  # our own warnings as one line each; library noise dropped
+        warnings.simplefilter("always")
+        out = write_report(args.run_dir, out=args.out, step=args.step)
+    for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, ReportWarning)):
+        print(f"latentquant: warning: {message}", file=sys.stderr)
+    print(out)
+    return 0
+
+
 def _metrics(args: argparse.Namespace) -> int:
     import json
     import warnings
@@ -179,6 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--factorvae-votes", type=int, default=10_000,
                     help="training votes of the FactorVAE score (evaluation uses half; 0 skips it)")
     ev.set_defaults(func=_eval)
+    report = sub.add_parser("report", help="write a self-contained HTML page of a run: curves, figures, codebook usage",
+                            description="Write one HTML file (images embedded, no scripts or links) with the "
+                            "config, every logged metric, the NMI heatmap, traversals, reconstructions and the "
+                            "codebook usage of a checkpoint.")
+    report.add_argument("run_dir")
+    report.add_argument("--out", default=None, help="where to write it (default: <run dir>/report.html)")
+    report.add_argument("--step", type=int, default=None, help="the checkpoint to show (default: the latest)")
+    report.set_defaults(func=_report)
     metrics = sub.add_parser(
         "metrics",
         help="score arrays from any project: InfoMEC, DCI, MIG, SAP, DCI-ES",
