@@ -133,6 +133,31 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from datetime import datetime
+    from pathlib import Path
+
+    from . import sweep
+
+    if args.resume and not args.out:
+        raise UserError("--resume needs --out DIR: the sweep directory to continue")
+    out = Path(args.out or f"runs/sweep-{datetime.now():%Y%m%d-%H%M%S}")
+    trials = sweep.load_trials(out) if args.resume and not args.overrides else sweep.expand(args.overrides)
+    if args.dry_run:
+        width = max(len(t.name) for t in trials)
+        print(f"{len(trials)} trial{'s' * (len(trials) > 1)} in {out}:")
+        for trial in trials:
+            print(f"  {trial.name:<{width}}  {' '.join(trial.overrides)}")
+        return 0
+    try:
+        results = sweep.run_sweep(out, trials, workers=args.workers, threads=args.threads, backend=args.backend,
+                                  address=args.address, resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"latentquant: interrupted; continue with: latentquant sweep --resume --out {out}", file=sys.stderr)
+        return 130
+    return 1 if "failed" in results.values() else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latentquant", description="Disentanglement via latent quantization: train, evaluate, measure."
@@ -156,6 +181,25 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--factorvae-votes", type=int, default=10_000,
                     help="training votes of the FactorVAE score (evaluation uses half; 0 skips it)")
     ev.set_defaults(func=_eval)
+    sw = sub.add_parser(
+        "sweep",
+        help="run a grid of trainings: model=qlae,ae seed=1,2,3 (one run directory per trial)",
+        description="Expand comma lists of key=value overrides into a grid and train every combination, each "
+        "in <out>/<trial name>. Exits 1 if a trial failed; --resume skips finished trials and resumes killed ones.",
+    )
+    sw.add_argument("overrides", nargs="*", metavar="key=v1,v2,...")
+    sw.add_argument("--out", default=None, help="sweep directory (default: runs/sweep-<date>-<time>)")
+    sw.add_argument("--workers", type=int, default=1, help="trials running at once (default 1)")
+    sw.add_argument("--threads", type=int, default=None,
+                    help="torch threads per trial (default: CPU cores // workers)")
+    sw.add_argument("--backend", choices=["local", "ray"], default="local",
+                    help="local: subprocesses on this machine; ray: Ray tasks (pip install 'latentquant[ray]')")
+    sw.add_argument("--address", default=None, help="Ray cluster to join (auto, ray://host:10001); "
+                    "default: a local Ray instance")
+    sw.add_argument("--resume", action="store_true",
+                    help="continue the sweep in --out (no overrides: its saved trials)")
+    sw.add_argument("--dry-run", action="store_true", help="print the trials and their overrides; run nothing")
+    sw.set_defaults(func=_sweep)
     metrics = sub.add_parser(
         "metrics",
         help="score arrays from any project: InfoMEC, DCI, MIG, SAP, DCI-ES",
