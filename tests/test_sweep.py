@@ -142,16 +142,18 @@ def test_killed_sweep_resumes(tiny_args, tmp_path):
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
 
 
-def test_ray_backend_runs_trials_on_a_local_instance(tiny_args, tmp_path, capsys):
-    pytest.importorskip("ray")
+def test_ray_backend_runs_trials_on_a_local_instance(tiny_args, tmp_path, capsys, monkeypatch):
+    ray = pytest.importorskip("ray")
+    started = []
+    init = ray.init
+    monkeypatch.setattr(ray, "init", lambda **kwargs: started.append(kwargs) or init(**kwargs))
     out = tmp_path / "sweep"
     assert cli.main(["sweep", "seed=1,2", *tiny_args, "train.steps=2", *FAST, "--backend", "ray",
                      "--workers", "2", "--threads", "1", "--out", str(out)]) == 0
     assert "2 at a time, 1 thread each, ray" in capsys.readouterr().out
     for name in ("seed=1", "seed=2"):
         assert runs.run_state(out / name) == "finished"
-    import ray
-
+    assert [kwargs.get("num_cpus") for kwargs in started] == [2]  # one local instance, 2 CPUs
     assert not ray.is_initialized()  # the instance the sweep started is shut down
 
 

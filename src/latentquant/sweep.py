@@ -204,7 +204,8 @@ def _local(jobs: list[Job], workers: int) -> Iterator[Event]:
                 event = events.get(timeout=0.5)  # a timeout keeps the main thread responsive to Ctrl-C
             except queue.Empty:
                 continue
-            remaining -= event[0] != "running"
+            if event[0] != "running":
+                remaining -= 1
             yield event
     finally:
         with lock:
