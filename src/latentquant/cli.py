@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .errors import UserError
+
+PAPER_DATASETS = ("shapes3d", "mpi3d", "falcor3d", "isaac3d")
 
 EXIT_USAGE = 2
 
@@ -170,6 +173,66 @@ def _comma_list(text: str) -> list[str]:
     return [part for part in text.split(",") if part]
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from datetime import datetime
+    from pathlib import Path
+
+    from . import sweep
+
+    if args.resume and not args.out:
+        raise UserError("--resume needs --out DIR: the sweep directory to continue")
+    out = Path(args.out or f"runs/sweep-{datetime.now():%Y%m%d-%H%M%S}")
+    trials = sweep.load_trials(out) if args.resume and not args.overrides else sweep.expand(args.overrides)
+    if args.dry_run:
+        _print_trials(out, trials)
+        return 0
+    try:
+        results = sweep.run_sweep(out, trials, workers=args.workers, threads=args.threads, backend=args.backend,
+                                  address=args.address, resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"latentquant: interrupted; continue with: latentquant sweep --resume --out {out}", file=sys.stderr)
+        return 130
+    return 1 if "failed" in results.values() else 0
+
+
+def _print_trials(out, trials) -> None:
+    width = max(len(t.name) for t in trials)
+    print(f"{len(trials)} trial{'s' * (len(trials) > 1)} in {out}:")
+    for trial in trials:
+        print(f"  {trial.name:<{width}}  {' '.join(trial.overrides)}")
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import reproduce
+
+    paths = {name: getattr(args, name) for name in PAPER_DATASETS if getattr(args, name) is not None}
+    models = tuple(args.models) if args.models else reproduce.PAPER_MODELS
+    trials = reproduce.plan(paths, seeds=args.seeds, models=models, extra=tuple(args.overrides))
+    out = Path(args.out)
+    if args.dry_run:
+        _print_trials(out, trials)
+        return 0
+    try:
+        states = reproduce.reproduce(out, trials, workers=args.workers, threads=args.threads, backend=args.backend,
+                                     address=args.address)
+    except KeyboardInterrupt:
+        print(f"latentquant: interrupted; run the same command again to continue ({out})", file=sys.stderr)
+        return 130
+    return 1 if "failed" in states.values() else 0
+
+
+def _add_pool_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=1, help="trials running at once (default 1)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per trial (default: CPU cores // workers)")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local",
+                        help="local: subprocesses on this machine; ray: Ray tasks (pip install 'latentquant[ray]')")
+    parser.add_argument("--address", default=None, help="Ray cluster to join (auto, ray://host:10001); "
+                        "default: a local Ray instance")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latentquant", description="Disentanglement via latent quantization: train, evaluate, measure."
@@ -201,6 +264,37 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default=None, help="where to write it (default: <run dir>/report.html)")
     report.add_argument("--step", type=int, default=None, help="the checkpoint to show (default: the latest)")
     report.set_defaults(func=_report)
+    sw = sub.add_parser(
+        "sweep",
+        help="run a grid of trainings: model=qlae,ae seed=1,2,3 (one run directory per trial)",
+        description="Expand comma lists of key=value overrides into a grid and train every combination, each "
+        "in <out>/<trial name>. Exits 1 if a trial failed; --resume skips finished trials and resumes killed ones.",
+    )
+    sw.add_argument("overrides", nargs="*", metavar="key=v1,v2,...")
+    sw.add_argument("--out", default=None, help="sweep directory (default: runs/sweep-<date>-<time>)")
+    _add_pool_options(sw)
+    sw.add_argument("--resume", action="store_true",
+                    help="continue the sweep in --out (no overrides: its saved trials)")
+    sw.add_argument("--dry-run", action="store_true", help="print the trials and their overrides; run nothing")
+    sw.set_defaults(func=_sweep)
+    rep = sub.add_parser(
+        "reproduce",
+        help="the paper's grid (every model x dataset x 7 seeds, preset=paper) for the data you have; "
+        "without data, the look-alike grid at the CPU preset",
+        description="Train the paper's models on each dataset given (--shapes3d PATH ...) at preset=paper, 7 seeds, "
+        "or, with no dataset, on the Shapes3D look-alike at the CPU preset, 2 seeds; then write "
+        "tables.{md,tex,csv} in --out. Running it again continues where it stopped.",
+    )
+    for name in PAPER_DATASETS:
+        rep.add_argument(f"--{name}", metavar="PATH", default=None, help=f"the {name} file or folder")
+    rep.add_argument("--out", default="runs/reproduce", help="sweep directory (default: runs/reproduce)")
+    rep.add_argument("--seeds", type=int, default=None, help="seeds per model and dataset (default: 7, or 2 "
+                     "for the look-alike grid)")
+    rep.add_argument("--models", type=_comma_list, default=None, help="a comma list (default: the paper's 12)")
+    _add_pool_options(rep)
+    rep.add_argument("--dry-run", action="store_true", help="print the trials; run nothing")
+    rep.add_argument("overrides", nargs="*", metavar="key=value", help="added to every trial, e.g. train.device=cuda")
+    rep.set_defaults(func=_reproduce)
     metrics = sub.add_parser(
         "metrics",
         help="score arrays from any project: InfoMEC, DCI, MIG, SAP, DCI-ES",
@@ -253,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("latentquant: interrupted; resume with resume=<run dir>", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `latentquant ... | head`: the reader left, which is not an error
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 if __name__ == "__main__":

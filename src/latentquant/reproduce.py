@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from . import config as config_mod
 from .errors import UserError
 from .sweep import Trial, run_sweep
 
@@ -45,9 +46,15 @@ def plan(paths: dict[str, str | Path], *, seeds: int | None = None, models: tupl
         seeds = seeds or LOOKALIKE_SEEDS
     if seeds < 1:
         raise UserError("--seeds must be at least 1")
-    return [Trial(f"{data}-{model}-seed{seed}",
-                  (*scale, f"model={model}", f"data={data}", *data_args, f"seed={seed}", *extra))
-            for data, data_args in grid for model in models for seed in range(1, seeds + 1)]
+    trials = [Trial(f"{data}-{model}-seed{seed}",
+                    (*scale, f"model={model}", f"data={data}", *data_args, f"seed={seed}", *extra))
+              for data, data_args in grid for model in models for seed in range(1, seeds + 1)]
+    for trial in trials[:: seeds]:  # seeds differ only in `seed`: one config per model and dataset says enough
+        try:
+            config_mod.resolve(list(trial.overrides))
+        except UserError as e:
+            raise UserError(f"trial {trial.name}: {e}") from None
+    return trials
 
 
 def reproduce(out: Path, trials: list[Trial], *, workers: int = 1, threads: int | None = None,
