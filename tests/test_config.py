@@ -79,3 +79,10 @@ def test_per_dataset_tuned_values(model, data, key, value):
 def test_ae_keeps_no_decay_on_every_dataset():
     for data in ("shapes3d", "mpi3d", "falcor3d", "isaac3d"):
         assert config.resolve(["model=ae", f"data={data}"]).model.weight_decay == 0.0
+
+
+def test_gans_get_their_step_budget_at_the_cpu_scale_only():
+    gan, ae = config.resolve(["model=qlinfowgan_gp"]), config.resolve(["model=qlae"])
+    assert gan.train.steps == 3 * ae.train.steps and gan.train.lr == 2e-4 and gan.train.batch_size == 64
+    assert config.resolve(["model=infowgan_gp", "preset=paper"]).train.steps == 200_000
+    assert config.resolve(["model=infowgan_gp", "train.steps=10"]).train.steps == 10

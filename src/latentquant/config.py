@@ -1,8 +1,9 @@
 """Typed run configuration: dataclasses, YAML presets and `key=value` overrides.
 
 Resolution order, later wins: dataclass defaults -> `presets/<preset>.yaml` (scale: cpu or paper) ->
-the model's registered defaults (its objective weights) -> `presets/<model>-<dataset>.yaml` if present
-(the paper's per-dataset tuned values) -> the user's `key=value` overrides.
+the model's registered defaults (its objective weights, a GAN's lr and batch) -> for GANs,
+`presets/<preset>-gan.yaml` if present (their step budget at that scale) -> `presets/<model>-<dataset>.yaml`
+if present (the paper's per-dataset tuned values) -> the user's `key=value` overrides.
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ def resolve(overrides: dict[str, Any] | list[str] | None = None) -> Config:
     layers = [_flatten(tree)]
     model = overrides.get("model.name", layers[0].get("model.name", cfg.model.name))
     data = overrides.get("data.name", layers[0].get("data.name", cfg.data.name))
-    from .models import lookup  # the registry knows each model's own defaults
+    from .models import GAN_MODELS, lookup  # the registry knows each model's own defaults
 
     try:
         entry = lookup(model)
@@ -232,6 +233,8 @@ def resolve(overrides: dict[str, Any] | list[str] | None = None) -> Config:
         raise UserError(e.args[0]) from None
     layers.append({f"model.{k}": v for k, v in entry.defaults.items()})
     layers.append({f"train.{k}": v for k, v in entry.train.items()})
+    if model in GAN_MODELS:  # the scale's GAN schedule: five critic steps per generator step need more steps
+        layers.append(_flatten(_read_preset(f"{preset}-gan") or {}))
     tuned = _read_preset(f"{model}-{data}")
     if tuned:
         layers.append(_flatten(tuned))
