@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +52,16 @@ def ensure_lookalike(target: Path, description: str, write: Callable[[Path], obj
             raise UserError(f"cannot write the look-alike cache {target}: {one_line(exc)} "
                             "(set LATENTQUANT_CACHE to a writable folder)") from exc
     return target
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """A temporary name beside `path` to write to; it becomes `path` only if the block ends without error,
+    so a killed or failed writer leaves no file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -17,7 +17,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from latentquant.data._common import classes_to_values, ensure_lookalike, grid_classes, one_line, subset_indices
+from latentquant.data._common import (
+    atomic_output,
+    classes_to_values,
+    ensure_lookalike,
+    grid_classes,
+    one_line,
+    subset_indices,
+)
 from latentquant.data.base import GroundTruthData
 from latentquant.data.render_dsprites import ORIENTATIONS, POSITIONS, SCALES
 from latentquant.data.shapes3d import default_cache_dir
@@ -61,9 +68,7 @@ def write_dsprites_npz(path: str | os.PathLike, subset: int | None = None, seed:
     indices = subset_indices(subset, seed, NUM_IMAGES)
     classes = grid_classes(indices, FILE_FACTOR_SIZES)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_output(path) as tmp:
         # Deflate level 1: binary sprites compress ~100x even at the fastest level.
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
             with zf.open("imgs.npy", "w", force_zip64=True) as fh:
@@ -74,9 +79,6 @@ def write_dsprites_npz(path: str | os.PathLike, subset: int | None = None, seed:
                     fh.write(render_dsprites(classes[start:start + _WRITE_BLOCK, 1:]).tobytes())
             _write_member(zf, "latents_classes", classes)
             _write_member(zf, "latents_values", classes_to_values(classes, FILE_FACTOR_VALUES))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentquant.data._common import ensure_lookalike, one_line, subset_indices
+from latentquant.data._common import atomic_output, ensure_lookalike, grid_classes, one_line, subset_indices
 from latentquant.data.base import GroundTruthData
 from latentquant.data.shapes3d import default_cache_dir
 from latentquant.errors import UserError
@@ -277,23 +277,17 @@ def write_mpi3d_npz(path: str | os.PathLike, subset: int | None = None, seed: in
     sizes = GRIDS["6x6"]
     indices = subset_indices(subset, seed, int(np.prod(sizes)))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_output(path) as tmp:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
             with zf.open("images.npy", "w", force_zip64=True) as f:
                 header = {"descr": "|u1", "fortran_order": False, "shape": (len(indices), size, size, 3)}
                 np.lib.format.write_array_header_2_0(f, header)
                 for start in range(0, len(indices), _WRITE_BLOCK):
                     block = indices[start:start + _WRITE_BLOCK]
-                    classes = np.stack(np.unravel_index(block, sizes), axis=1)
-                    f.write(render_mpi3d(classes, size).tobytes())
+                    f.write(render_mpi3d(grid_classes(block, sizes), size).tobytes())
             if subset is not None:
                 with zf.open("indices.npy", "w") as f:
                     np.lib.format.write_array(f, indices)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

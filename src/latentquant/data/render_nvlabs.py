@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from latentquant.data._common import grid_classes, subset_indices
 from latentquant.data.nvlabs import FALCOR3D, ISAAC3D, NATIVE_SIZE, NvlabsSpec, png_name
 from latentquant.errors import UserError
 
@@ -217,14 +218,8 @@ def write_folder(spec: NvlabsSpec, root: str | os.PathLike, subset: int | None =
     root = Path(root)
     if root.exists():
         raise UserError(f"{root} already exists; remove it or choose another folder")
-    total = spec.num_images
-    if subset is None:
-        indices = np.arange(total)
-    elif isinstance(subset, bool) or not isinstance(subset, int | np.integer) or not 1 <= subset <= total:
-        raise UserError(f"subset must be None or a number of images in 1..{total}, got {subset!r}")
-    else:
-        indices = np.sort(np.random.default_rng(seed).choice(total, size=int(subset), replace=False))
-    classes = np.stack(np.unravel_index(indices, spec.factor_sizes), axis=1)
+    indices = subset_indices(subset, seed, spec.num_images)
+    classes = grid_classes(indices, spec.factor_sizes)
     labels = classes / (np.asarray(spec.factor_sizes, dtype=np.float64) - 1.0)
     render = _RENDERERS[spec.name]
     root.parent.mkdir(parents=True, exist_ok=True)

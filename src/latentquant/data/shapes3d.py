@@ -13,7 +13,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from latentquant.data._common import classes_to_values, ensure_lookalike, grid_classes, one_line, subset_indices
+from latentquant.data._common import (
+    atomic_output,
+    classes_to_values,
+    ensure_lookalike,
+    grid_classes,
+    one_line,
+    subset_indices,
+)
 from latentquant.data.base import GroundTruthData
 from latentquant.errors import UserError
 
@@ -58,9 +65,7 @@ def write_shapes3d_h5(path: str | os.PathLike, image_size: int = 64, subset: int
     indices = subset_indices(subset, seed, NUM_IMAGES)
     classes = grid_classes(indices, FACTOR_SIZES)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_output(path) as tmp:
         with h5py.File(tmp, "w") as f:
             images = f.create_dataset(
                 "images", shape=(len(indices), size, size, 3), dtype=np.uint8,
@@ -71,9 +76,6 @@ def write_shapes3d_h5(path: str | os.PathLike, image_size: int = 64, subset: int
             for start in range(0, len(indices), _WRITE_BLOCK):
                 block = classes[start:start + _WRITE_BLOCK]
                 images[start:start + len(block)] = render_shapes3d(block, size)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
