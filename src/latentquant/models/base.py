@@ -81,14 +81,21 @@ class Autoencoder(LatentModel, nn.Module):
 
     def objective(self, x: Tensor, out: Reconstruction) -> tuple[Tensor, dict[str, Tensor]]:
         """The loss of an already computed forward pass (evaluation reuses its forward pass)."""
-        terms = {"bce": bce_per_pixel(out.logits, x), **out.latent.losses}
-        missing = set(terms) - set(self.weights)
-        if missing:
-            raise KeyError(f"no weight for loss terms {sorted(missing)}")
-        total = sum(self.weights[name] * value for name, value in terms.items())
-        logged = {name: value.detach() for name, value in terms.items()}
-        logged["loss"] = total.detach()
-        return total, logged
+        return weighted_sum(self.weights, {"bce": bce_per_pixel(out.logits, x), **out.latent.losses})
+
+
+def weighted_sum(weights: dict[str, float], terms: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    """Σ weight · term, and the unweighted terms plus the total, detached, for logging.
+
+    Every term needs a weight: a latent module that adds a loss nobody weighted is an error, not a silent 0.
+    """
+    missing = set(terms) - set(weights)
+    if missing:
+        raise KeyError(f"no weight for loss terms {sorted(missing)}")
+    total = sum(weights[name] * value for name, value in terms.items())
+    logged = {name: value.detach() for name, value in terms.items()}
+    logged["loss"] = total.detach()
+    return total, logged
 
 
 def param_groups(model: nn.Module, weight_decay: float, only: Sequence[str] | None = None) -> list[dict]:

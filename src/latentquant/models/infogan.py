@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from ..latents import UniformPrior
 from ..nets import CriticEncoder, StyleDecoder
 from ..quantize import ScalarQuantizer
-from .base import LatentModel, Reconstruction, bce_per_pixel, make_optimizer
+from .base import LatentModel, Reconstruction, bce_per_pixel, make_optimizer, weighted_sum
 from .registry import GAN_MODELS, ModelParts, register
 
 
@@ -62,15 +62,6 @@ class InfoWGAN(LatentModel, nn.Module):
         terms = {"latent": (out.z_hat - z).square().mean(), **out.losses}
         return value, terms
 
-    def _weighted(self, terms: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        missing = set(terms) - set(self.weights)
-        if missing:
-            raise KeyError(f"no weight for loss terms {sorted(missing)}")
-        total = sum(self.weights[name] * value for name, value in terms.items())
-        logged = {name: value.detach() for name, value in terms.items()}
-        logged["loss"] = total.detach()
-        return total, logged
-
     def gradient_penalty(self, x_mix: Tensor) -> Tensor:
         """mean over the batch of (‖∇_x V(x)‖₂ − 1)², differentiable in the critic's parameters."""
         x_mix = x_mix.detach().requires_grad_(True)
@@ -93,7 +84,7 @@ class InfoWGAN(LatentModel, nn.Module):
         eps = torch.rand(batch, 1, 1, 1, generator=generator_rng).to(x_real.device, x_real.dtype)
         terms["value"] = (value_fake - value_real).mean()
         terms["gradient_penalty"] = self.gradient_penalty(eps * x_real + (1 - eps) * x_fake)
-        return self._weighted(terms)
+        return weighted_sum(self.weights, terms)
 
     def generator_loss(self, batch_size: int, generator_rng: torch.Generator | None = None
                        ) -> tuple[Tensor, dict[str, Tensor]]:
@@ -101,7 +92,7 @@ class InfoWGAN(LatentModel, nn.Module):
         z = self.sample_prior(batch_size, generator_rng)
         value, terms = self._latent_terms(self.fake(z), z)
         terms["value"] = -value.mean()
-        return self._weighted(terms)
+        return weighted_sum(self.weights, terms)
 
     def objective(self, x: Tensor, out: Reconstruction) -> tuple[Tensor, dict[str, Tensor]]:
         """Reconstruction terms for evaluation only; the GAN never trains on them."""
