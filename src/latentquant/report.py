@@ -4,8 +4,8 @@ The page holds the config, curves of every logged metric, the NMI heatmap, trave
 how often each codebook value of each latent is used. Images are embedded as base64 PNG data URIs and the
 CSS is inline, with no scripts and no links out, so the file opens offline and survives being mailed.
 
-Everything is read through runs.py and rebuilt the way `latentquant eval` rebuilds it (train.make_model and
-checkpoint.load_checkpoint); the report never writes into the run directory except the page itself.
+Everything is read through runs.py and rebuilt the way `latentquant eval` rebuilds it
+(train.load_run_model); the report never writes into the run directory except the page itself.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import __version__, runs, viz
-from .checkpoint import atomic_write_text, list_checkpoints, load_checkpoint
+from .checkpoint import atomic_write_text, list_checkpoints
 from .config import Config
 from .data import GroundTruthData
 from .errors import UserError
@@ -132,20 +132,11 @@ def latent_usage(model, data: GroundTruthData, indices: np.ndarray, *, batch_siz
 # Reading the run.
 
 
-def _device(cfg: Config) -> torch.device:
-    """The run's device if it is here, else the CPU (a report of a GPU run can be written on a laptop)."""
-    name = cfg.train.device
-    return torch.device(name if name == "cpu" or (name.startswith("cuda") and torch.cuda.is_available()) else "cpu")
-
-
 def load_model(run_dir: Path, cfg: Config, step: int) -> tuple[GroundTruthData, torch.nn.Module]:
     """The run's data and its model with the weights of checkpoint `step`, in eval mode."""
     from . import train  # the training loop's imports (tensorboard, tqdm) only when a model is rebuilt
 
-    train.set_threads(cfg.train.threads)
-    data = train.load_data(cfg)
-    model = train.make_model(cfg, data).to(_device(cfg))
-    load_checkpoint(Path(run_dir) / "checkpoints", model, step=step)
+    data, model, _ = train.load_run_model(Path(run_dir), cfg, step)
     model.eval()
     return data, model
 
@@ -398,10 +389,10 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, step: int |
             body.append(_figures(shown, caption, is_gan, traversable=True))
             body += ["<h2>Codebook usage</h2>", _note(why_no_model)]
         else:
-            from .train import eval_indices
+            from .train import eval_indices, run_device
 
             indices = eval_indices(len(data), cfg.data.num_eval, cfg.data.seed)
-            device = _device(cfg)
+            device = run_device(cfg)
             shown = run_dir / "eval" / f"step_{step}"
             caption = f"step {step}, from the evaluation written during training"
             if not (shown / "nmi.png").is_file():

@@ -280,6 +280,23 @@ def train(cfg: Config) -> dict[str, float]:
     return last_eval
 
 
+def run_device(cfg: Config) -> torch.device:
+    """The run's device if this machine has it, else the CPU (a GPU run can be evaluated on a laptop)."""
+    name = cfg.train.device
+    return torch.device(name if name == "cpu" or (name.startswith("cuda") and torch.cuda.is_available()) else "cpu")
+
+
+def load_run_model(run_dir: Path, cfg: Config, step: int | None = None
+                   ) -> tuple[GroundTruthData, torch.nn.Module, dict[str, Any]]:
+    """The run's data, and its model on `run_device` with the weights of checkpoint `step` (the latest if None);
+    the checkpoint's state comes third."""
+    set_threads(cfg.train.threads)
+    data = load_data(cfg)
+    model = make_model(cfg, data).to(run_device(cfg))
+    meta = load_checkpoint(Path(run_dir) / "checkpoints", model, step=step)
+    return data, model, meta
+
+
 def evaluate_run(run_dir: str | Path, step: int | None = None, *, dci_predictor: str = "gbt",
                  factorvae_votes: int = 10_000) -> tuple[dict[str, float], Path]:
     """Every metric for a saved checkpoint of a run (the latest unless `step` is given) on its evaluation set."""
@@ -287,11 +304,8 @@ def evaluate_run(run_dir: str | Path, step: int | None = None, *, dci_predictor:
     if not run_dir.is_dir():
         raise UserError(f"no run directory {run_dir}")
     cfg = config_mod.load(run_dir / "config.yaml")
-    set_threads(cfg.train.threads)
-    device = torch.device(cfg.train.device if cfg.train.device == "cpu" or torch.cuda.is_available() else "cpu")
-    data = load_data(cfg)
-    model = make_model(cfg, data).to(device)
-    meta = load_checkpoint(run_dir / "checkpoints", model, step=step)
+    data, model, meta = load_run_model(run_dir, cfg, step)
+    device = run_device(cfg)
     out_dir = run_dir / "eval" / f"step_{meta['step']}"
     metrics = evaluate(model, data, eval_indices(len(data), cfg.data.num_eval, cfg.data.seed), step=meta["step"],
                        out_dir=out_dir, batch_size=cfg.eval.batch_size, device=device,
