@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from . import config as config_mod
 from .errors import UserError
-from .sweep import Trial, run_sweep
+from .sweep import Trial, check_trials, run_sweep
 
 # The rows of the paper's tables, in its order (reference-implementation.md §8, tables.py).
 PAPER_MODELS = ("ae", "beta_vae", "beta_tcvae", "bio_ae", "qlae", "qlae_global", "qlae_no_wd", "vqvae_wd", "vqvae",
@@ -49,11 +48,7 @@ def plan(paths: dict[str, str | Path], *, seeds: int | None = None, models: tupl
     trials = [Trial(f"{data}-{model}-seed{seed}",
                     (*scale, f"model={model}", f"data={data}", *data_args, f"seed={seed}", *extra))
               for data, data_args in grid for model in models for seed in range(1, seeds + 1)]
-    for trial in trials[:: seeds]:  # seeds differ only in `seed`: one config per model and dataset says enough
-        try:
-            config_mod.resolve(list(trial.overrides))
-        except UserError as e:
-            raise UserError(f"trial {trial.name}: {e}") from None
+    check_trials(trials[::seeds])  # seeds differ only in `seed`: one config per model and dataset says enough
     return trials
 
 

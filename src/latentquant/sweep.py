@@ -115,12 +115,18 @@ def expand(args: list[str]) -> list[Trial]:
         if name in trials:
             raise UserError(f"two trials would share the directory {name!r}: {' '.join(trials[name].overrides)} "
                             f"and {' '.join(overrides)}")
-        try:
-            config_mod.resolve(list(overrides))
-        except UserError as e:
-            raise UserError(f"trial {name}: {e}") from None
         trials[name] = Trial(name, overrides)
+    check_trials(list(trials.values()))
     return list(trials.values())
+
+
+def check_trials(trials: list[Trial]) -> None:
+    """Resolve every trial's config, so a bad key or value fails before anything runs (UserError naming the trial)."""
+    for trial in trials:
+        try:
+            config_mod.resolve(list(trial.overrides))
+        except UserError as e:
+            raise UserError(f"trial {trial.name}: {e}") from None
 
 
 def load_trials(out: Path) -> list[Trial]:
