@@ -24,6 +24,13 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: Path, dpi: int) -> None:
+    """Lay out, write and free a figure (pyplot keeps every open figure alive until it is closed)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
+
+
 def image_grid(images: np.ndarray, *, pad: int = 1, pad_value: int = 255) -> np.ndarray:
     """(rows, cols, H, W, C) uint8 -> one (rows*H + gaps, cols*W + gaps, C) image."""
     rows, cols, h, w, c = images.shape
@@ -68,9 +75,7 @@ def save_nmi_heatmap(
             label.set_color("red")
     if title:
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, dpi=110)
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -104,9 +109,7 @@ def save_metric_panels(series: dict[str, tuple[np.ndarray, np.ndarray]], path: P
         ax.set_xlabel("step", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(fig, path, dpi=90)
 
 
 def save_usage_heatmap(freq: np.ndarray, path: Path, *, values: np.ndarray | None = None, title: str = "") -> None:
@@ -134,9 +137,7 @@ def save_usage_heatmap(freq: np.ndarray, path: Path, *, values: np.ndarray | Non
     ax.set_xlabel("codebook index (cell: value / share of images)", fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path, dpi=100)
 
 
 def save_sorted_usage(counts: np.ndarray, path: Path, *, title: str = "") -> None:
@@ -152,9 +153,7 @@ def save_sorted_usage(counts: np.ndarray, path: Path, *, title: str = "") -> Non
     ax.tick_params(labelsize=7)
     if title:
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(fig, path, dpi=90)
 
 
 def save_histograms(samples: np.ndarray, path: Path, *, bins: int = 30, ncols: int = 6, title: str = "") -> None:
@@ -174,6 +173,4 @@ def save_histograms(samples: np.ndarray, path: Path, *, bins: int = 30, ncols: i
         ax.tick_params(labelsize=6)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(fig, path, dpi=90)
