@@ -1,5 +1,8 @@
 """The one exception type the command line turns into a one-line message and exit code 2."""
 
 
-class UserError(Exception):
-    """Bad input from the user (config, file, path): shown as one line, never as a traceback."""
+class UserError(ValueError):
+    """Bad input from the user (config, file, path): shown as one line, never as a traceback.
+
+    A ValueError, so a library caller of `latentquant.data.load` or the metrics catches it as one.
+    """
