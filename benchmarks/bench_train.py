@@ -18,7 +18,7 @@ import torch
 
 from latentquant import config
 from latentquant.models import ModelParts, build_model, clip_gradients, make_optimizer
-from latentquant.nets import repeating_stack
+from latentquant.modules.networks import repeating_stack
 
 JAX_REFERENCE = {32: 6.9, 128: 5.7}  # images/s, idle 2-core machine, after 1-2 min of XLA compilation
 

@@ -13,10 +13,10 @@ from latentquant import config
 from latentquant import gan as gan_mod
 from latentquant import train as train_mod
 from latentquant.data.shapes3d import write_shapes3d_h5
-from latentquant.latents import UniformPrior
+from latentquant.modules.latents import UniformPrior
 from latentquant.models import GAN_MODELS, MODELS, InfoWGAN, ModelParts, build_gan, clip_gradients, make_gan_optimizers
-from latentquant.nets import CriticEncoder, StyleDecoder, repeating_stack
-from latentquant.quantize import ScalarQuantizer
+from latentquant.modules.networks import CriticEncoder, StyleDecoder, repeating_stack
+from latentquant.modules.quantizers import ScalarQuantizer
 
 PARTS = ModelParts(in_channels=3, image_size=16, stack=repeating_stack((8, 16), per_stage=1), dense=(32,))
 

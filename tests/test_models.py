@@ -5,7 +5,7 @@ import torch
 
 from latentquant.checkpoint import load_checkpoint, save_checkpoint
 from latentquant.models import MODELS, ModelParts, build_model, clip_gradients, make_optimizer
-from latentquant.nets import repeating_stack
+from latentquant.modules.networks import repeating_stack
 
 TINY = ModelParts(in_channels=3, image_size=16, stack=repeating_stack((8, 16), per_stage=1), dense=(32,))
 
@@ -166,7 +166,7 @@ def test_tcvae_terms_sum_to_the_kl_estimate():
 
 
 def test_global_quantizer_shares_one_codebook():
-    from latentquant.quantize import GlobalScalarQuantizer
+    from latentquant.modules.quantizers import GlobalScalarQuantizer
 
     q = GlobalScalarQuantizer(3, 5)
     z = torch.tensor([[0.26, -0.4, 0.1], [0.0, 0.5, -0.26]])
@@ -178,7 +178,7 @@ def test_global_quantizer_shares_one_codebook():
 
 
 def test_vector_quantizer_snaps_slots_to_nearest_embedding():
-    from latentquant.quantize import VectorQuantizer
+    from latentquant.modules.quantizers import VectorQuantizer
 
     torch.manual_seed(0)
     vq = VectorQuantizer(2, num_embeddings=8, embedding_dim=3)

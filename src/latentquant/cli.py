@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from .errors import UserError
+from .errors import Interrupted, UserError
 
 PAPER_DATASETS = ("shapes3d", "mpi3d", "falcor3d", "isaac3d")
 
@@ -15,13 +15,13 @@ EXIT_USAGE = 2
 
 def _train(args: argparse.Namespace) -> int:
     from . import config as config_mod
-    from .train import resolve_resume, train
+    from .train import train
 
     overrides = config_mod.parse_overrides(args.overrides)
-    if "resume" in overrides and overrides["resume"] is not None:
-        cfg = config_mod.Config(resume=str(overrides["resume"]))
-        cfg = resolve_resume(cfg, overrides)
+    if overrides.get("resume") is not None:
+        cfg = config_mod.resume(str(overrides["resume"]), overrides)
     else:
+        overrides.pop("resume", None)
         cfg = config_mod.resolve(overrides)
     metrics = train(cfg)
     print(f"run directory: {cfg.run_dir}")
@@ -31,7 +31,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .train import evaluate_run
+    from .evaluate import evaluate_run
 
     overrides = {}
     for arg in args.overrides:
@@ -40,7 +40,7 @@ def _eval(args: argparse.Namespace) -> int:
             raise UserError(f"expected step=N, got {arg!r}")
         overrides["step"] = int(value)
     metrics, out_dir = evaluate_run(args.run_dir, step=overrides.get("step"), dci_predictor=args.dci_predictor,
-                                    factorvae_votes=args.factorvae_votes)
+                                    factorvae_votes=args.factorvae_votes, on_warning=_warn)
     print(f"wrote {out_dir}")
     width = max(map(len, metrics))
     for key, value in metrics.items():
@@ -48,6 +48,10 @@ def _eval(args: argparse.Namespace) -> int:
     print(f"step {metrics['step']}  InfoM {metrics['infom']:.3f}  InfoE {metrics['infoe']:.3f}  "
           f"InfoC {metrics['infoc']:.3f}  PSNR {metrics['psnr']:.2f}")
     return 0
+
+
+def _warn(message: str) -> None:
+    print(f"latentquant: warning: {message}", file=sys.stderr)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -341,15 +345,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except Interrupted as e:
+        print(f"latentquant: {e}", file=sys.stderr)
+        return e.code
     except UserError as e:
         print(f"latentquant: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("latentquant: interrupted; resume with resume=<run dir>", file=sys.stderr)
+        hint = "; resume with resume=<run dir>" if args.command == "train" else ""
+        print(f"latentquant: interrupted{hint}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `latentquant ... | head`: the reader left, which is not an error
         sys.stdout = open(os.devnull, "w")
         return 0
+    except OSError as e:  # a disk that filled up or went read-only mid-run: the machine's problem, one line
+        where = f": {e.filename}" if e.filename else ""
+        print(f"latentquant: error: {e.strerror or e}{where}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -1,14 +1,20 @@
 """Typed run configuration: dataclasses, YAML presets and `key=value` overrides.
 
 Resolution order, later wins: dataclass defaults -> `presets/<preset>.yaml` (scale: cpu or paper) ->
-the model's registered defaults (its objective weights, a GAN's lr and batch) -> for GANs,
+the model's registered defaults (its hyperparameters, weight decay, a GAN's lr and batch) -> for GANs,
 `presets/<preset>-gan.yaml` if present (their step budget at that scale) -> `presets/<model>-<dataset>.yaml`
 if present (the paper's per-dataset tuned values) -> the user's `key=value` overrides.
+
+`model.*` holds the architecture keys every model shares and the chosen model's own hyperparameters, whose
+names, types and defaults are its builder's keyword-only parameters (models/registry.py): a key the model
+does not take is an error naming the keys it does take. `resolve()` and `resume()` return a finished config:
+`model.num_latents` and every hyperparameter are filled in before anything runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,30 +27,19 @@ import yaml
 from .errors import UserError
 
 
+ARCHITECTURE_KEYS = ("widths", "blocks_per_stage", "dense")
+
+
 @dataclass
 class ModelConfig:
     name: str = "qlae"
     num_latents: int | None = None  # None: twice the number of factors, as the paper does
-    num_values: int = 10
-    learn_values: bool = True
     widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     blocks_per_stage: int = 3
     dense: list[int] = field(default_factory=lambda: [256, 256])
     weight_decay: float | None = None  # None: the model's registered default
-    lambda_quant: float | None = None
-    lambda_commit: float | None = None
-    global_codebook: bool = False  # qlae_global: one codebook shared by all latents
-    beta: float | None = None  # beta_vae
-    lambda_mi: float | None = None  # beta_tcvae
-    lambda_tc: float | None = None
-    lambda_dwkl: float | None = None
-    lambda_nonneg: float | None = None  # bio_ae
-    lambda_activity: float | None = None
-    lambda_gp: float | None = None  # GANs: gradient penalty, latent prediction, critic value
-    lambda_latent: float | None = None
-    lambda_value: float | None = None
-    num_embeddings: int = 512  # vqvae
-    embedding_dim: int = 64
+    # The chosen model's own hyperparameters (model.<key> on the command line and in config.yaml).
+    hyper: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -95,6 +90,16 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    # What resuming changed, in order: {"step": the step from which it holds, "<key>": new value, ...}.
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+
+# Keys a resume may change: how long and how often, where and how fast, the learning rate from then on, and
+# everything about evaluation. Everything else fixes what the checkpoints hold or which batches are drawn.
+RESUMABLE_KEYS = ("train.steps", "train.eval_every", "train.eval_early", "train.checkpoint_every",
+                  "train.keep_checkpoints", "train.log_every", "train.threads", "train.device", "train.lr",
+                  "train.compile", "train.fused", "train.channels_last", "progress")
+RESUMABLE_SECTIONS = ("eval.",)
 
 
 SHORTHANDS = {"model": "model.name", "data": "data.name"}
@@ -138,6 +143,11 @@ def _number(raw: str) -> str | float:
         return float(raw) if any(c.isdigit() for c in raw) and raw.strip().lower() not in ("nan", "inf") else raw
     except ValueError:
         return raw
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"train": {"lr": 1e-3}} -> {"train.lr": 1e-3}; lists stay values."""
+    return _flatten(tree, prefix)
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -193,8 +203,40 @@ def _fields(obj: Any) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(obj)}
 
 
+def _model_spec(name: str):
+    from .models import get_spec  # the registry is the schema of `model.*`; imported late (it imports torch)
+
+    try:
+        return get_spec(name)
+    except KeyError as e:
+        raise UserError(e.args[0]) from None
+
+
+def _set_hyper(cfg: Config, key: str, value: Any) -> None:
+    name = key.split(".", 1)[1]
+    spec = _model_spec(cfg.model.name)
+    if name not in spec.hyperparameters:
+        common = [f.name for f in dataclasses.fields(ModelConfig) if f.name != "hyper"]
+        own = ", ".join(f"model.{k}" for k in spec.hyperparameters) or "none"
+        raise UserError(f"model {cfg.model.name} takes no key {key!r}; its own keys: {own}; every model's: "
+                        f"{', '.join('model.' + k for k in common)}")
+    cfg.model.hyper[name] = _coerce(key, value, spec.hyperparameters[name].type)
+
+
 def set_key(cfg: Config, key: str, value: Any) -> None:
     """Set a dotted key with type checking; unknown keys name the keys that exist."""
+    if key.startswith("model.") and key.count(".") == 1 and key[6:] not in _fields(ModelConfig):
+        _set_hyper(cfg, key, value)
+        return
+    if key == "model.hyper":
+        raise UserError("unknown config key 'model.hyper'; set a hyperparameter as model.<name>=value")
+    if key == "model.name":
+        name = _coerce(key, value, str)
+        _model_spec(name)
+        if name != cfg.model.name:
+            cfg.model.hyper = {}  # another model's hyperparameters mean nothing to this one
+        cfg.model.name = name
+        return
     *path, last = key.split(".")
     node: Any = cfg
     for i, part in enumerate(path):
@@ -212,10 +254,12 @@ def set_key(cfg: Config, key: str, value: Any) -> None:
 
 
 def resolve(overrides: dict[str, Any] | list[str] | None = None) -> Config:
-    """Build the full config from presets and overrides (see the module docstring for the order)."""
+    """The finished config from presets and overrides (see the module docstring for the order)."""
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
     overrides = dict(overrides or {})
+    if "resume" in overrides:
+        raise UserError("resume= continues a run: use config.resume(run_dir, overrides)")
     cfg = Config()
     preset = overrides.pop("preset", cfg.preset)
     tree = _read_preset(str(preset))
@@ -225,15 +269,11 @@ def resolve(overrides: dict[str, Any] | list[str] | None = None) -> Config:
     layers = [_flatten(tree)]
     model = overrides.get("model.name", layers[0].get("model.name", cfg.model.name))
     data = overrides.get("data.name", layers[0].get("data.name", cfg.data.name))
-    from .models import GAN_MODELS, lookup  # the registry knows each model's own defaults
-
-    try:
-        entry = lookup(model)
-    except KeyError as e:
-        raise UserError(e.args[0]) from None
-    layers.append({f"model.{k}": v for k, v in entry.defaults.items()})
-    layers.append({f"train.{k}": v for k, v in entry.train.items()})
-    if model in GAN_MODELS:  # the scale's GAN schedule: five critic steps per generator step need more steps
+    set_key(cfg, "model.name", model)
+    spec = _model_spec(cfg.model.name)
+    layers.append({"model.weight_decay": spec.weight_decay, **{f"model.{k}": v for k, v in spec.defaults().items()}})
+    layers.append({f"train.{k}": v for k, v in spec.train.items()})
+    if spec.family == "gan":  # the scale's GAN schedule: five critic steps per generator step need more steps
         layers.append(_flatten(_read_preset(f"{preset}-gan") or {}))
     tuned = _read_preset(f"{model}-{data}")
     if tuned:
@@ -241,26 +281,107 @@ def resolve(overrides: dict[str, Any] | list[str] | None = None) -> Config:
     layers.append(overrides)
     for layer in layers:
         for key, value in layer.items():
-            set_key(cfg, key, value)
-    validate(cfg)
+            if key != "model.name":  # chosen above, before any hyperparameter could be checked against it
+                set_key(cfg, key, value)
+    finish(cfg)
     return cfg
 
 
+def finish(cfg: Config) -> None:
+    """Fill what the config leaves to the model and the data, then check every value."""
+    spec = _model_spec(cfg.model.name)
+    if cfg.model.weight_decay is None:
+        cfg.model.weight_decay = spec.weight_decay
+    cfg.model.hyper = {**spec.defaults(), **cfg.model.hyper}
+    if cfg.model.num_latents is None:
+        from .data.catalog import CATALOG  # factor counts without loading a single image
+
+        info = CATALOG.get(cfg.data.name)
+        if info is None:
+            raise UserError(f"unknown dataset {cfg.data.name!r}; known datasets: {', '.join(sorted(CATALOG))}")
+        cfg.model.num_latents = 2 * len(info.factors)
+    validate(cfg)
+
+
+def resume(run_dir: str | Path, overrides: dict[str, Any] | list[str] | None = None) -> Config:
+    """The saved config of the run in `run_dir` with the user's overrides applied.
+
+    Only RESUMABLE_KEYS (and eval.*) may change; anything else is refused with one line. The changed keys are
+    appended to `cfg.changes` with `step: None`, which the run directory fills in with the checkpoint's step.
+    """
+    if isinstance(overrides, list):
+        overrides = parse_overrides(overrides)
+    overrides = {k: v for k, v in (overrides or {}).items() if k != "resume"}
+    path = Path(run_dir).expanduser()
+    if not path.is_dir():
+        raise UserError(f"cannot resume {path}: no such run directory")
+    saved = load(path / "config.yaml")
+    if "preset" in overrides and overrides.pop("preset") != saved.preset:
+        raise UserError(f"cannot change preset on resume: {path} was resolved with preset={saved.preset}")
+    changed: dict[str, Any] = {}
+    before = _flatten(to_dict(saved))
+    for key, value in overrides.items():
+        if key == "run_dir":
+            if Path(str(value)).expanduser() != path:
+                raise UserError(f"cannot change run_dir on resume: the run lives in {path}")
+            continue
+        if key not in RESUMABLE_KEYS and not key.startswith(RESUMABLE_SECTIONS):
+            probe = Config()
+            set_key(probe, "model.name", saved.model.name)
+            set_key(probe, key, value)  # an unknown key gets its own message first
+            if _flatten(to_dict(probe)).get(key) == before.get(key):
+                continue  # restating the saved value changes nothing
+            raise UserError(f"cannot change {key} on resume: it fixes what {path}'s checkpoints hold or which "
+                            f"batches they saw (resumable: {', '.join(RESUMABLE_KEYS)}, eval.*); start a new run "
+                            "instead")
+        set_key(saved, key, value)
+        new = _flatten(to_dict(saved)).get(key)
+        if new != before.get(key):
+            changed[key] = new
+    validate(saved)
+    if changed:
+        saved.changes.append({"step": None, **changed})
+    saved.resume, saved.run_dir = str(path), str(path)
+    return saved
+
+
 def validate(cfg: Config) -> None:
+    """Every value in range, so that nothing fails (or silently misbehaves) after the run directory exists."""
+    if cfg.train.steps < 0:
+        raise UserError("train.steps must be 0 or more")
     positive = {
-        "train.steps": cfg.train.steps >= 0,
         "train.batch_size": cfg.train.batch_size > 0,
-        "train.lr": cfg.train.lr > 0,
         "train.eval_every": cfg.train.eval_every > 0,
         "train.checkpoint_every": cfg.train.checkpoint_every > 0,
+        "train.keep_checkpoints": cfg.train.keep_checkpoints > 0,
         "train.log_every": cfg.train.log_every > 0,
         "data.image_size": cfg.data.image_size > 0,
         "data.num_eval": cfg.data.num_eval > 1,
-        "model.num_values": cfg.model.num_values > 0,
+        "eval.batch_size": cfg.eval.batch_size > 0,
+        "eval.traversal_values": cfg.eval.traversal_values > 0,
+        "model.blocks_per_stage": cfg.model.blocks_per_stage > 0,
     }
     for key, ok in positive.items():
         if not ok:
             raise UserError(f"{key} must be positive")
+    if not (math.isfinite(cfg.train.lr) and 0 < cfg.train.lr <= 10):
+        raise UserError(f"train.lr must be a finite number in (0, 10], got {cfg.train.lr}")
+    if not (math.isfinite(cfg.train.clip) and cfg.train.clip >= 0):
+        raise UserError(f"train.clip must be a finite number >= 0 (0: no clipping), got {cfg.train.clip}")
+    if cfg.train.threads < 0:
+        raise UserError(f"train.threads must be 0 (all cores) or more, got {cfg.train.threads}")
+    if cfg.eval.factorvae_votes < 0:
+        raise UserError(f"eval.factorvae_votes must be 0 (skip) or more, got {cfg.eval.factorvae_votes}")
+    if not cfg.model.widths or min(cfg.model.widths) < 1 or not cfg.model.dense or min(cfg.model.dense) < 1:
+        raise UserError("model.widths and model.dense must be non-empty lists of positive integers")
+    if cfg.model.weight_decay is not None and not (math.isfinite(cfg.model.weight_decay)
+                                                   and cfg.model.weight_decay >= 0):
+        raise UserError(f"model.weight_decay must be a finite number >= 0, got {cfg.model.weight_decay}")
+    for key, value in cfg.model.hyper.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"model.{key} must be finite, got {value}")
+        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+            raise UserError(f"model.{key} must be positive, got {value}")
     if cfg.model.num_latents is not None and cfg.model.num_latents < 1:
         raise UserError("model.num_latents must be at least 1")
     if cfg.eval.dci_predictor not in ("gbt", "forest"):
@@ -270,23 +391,56 @@ def validate(cfg: Config) -> None:
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
+    """The config as plain data; the model's hyperparameters sit in `model` beside the shared keys."""
+    tree = dataclasses.asdict(cfg)
+    hyper = tree["model"].pop("hyper")
+    tree["model"].update(hyper)
+    if not tree["changes"]:
+        del tree["changes"]
+    return tree
 
 
-def from_dict(tree: dict[str, Any]) -> Config:
+def from_dict(tree: dict[str, Any], *, saved: bool = False) -> Config:
+    """A config from plain data. `saved`: a run's config.yaml, where a model key the model does not take is
+    dropped (config files written before hyperparameters were per model hold every model's keys, which the
+    builders then ignored) instead of refused."""
     cfg = Config()
-    for key, value in _flatten(tree).items():
+    flat = _flatten(tree)
+    if "model.name" in flat:
+        set_key(cfg, "model.name", flat.pop("model.name"))
+    spec = _model_spec(cfg.model.name)
+    for key, value in flat.items():
+        if saved and key.startswith("model.") and key[6:] not in _fields(ModelConfig) \
+                and key[6:] not in spec.hyperparameters:
+            continue
         set_key(cfg, key, value)
     return cfg
 
 
 def save(cfg: Config, path: Path) -> None:
-    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    from .checkpoint import atomic_write_text
+
+    atomic_write_text(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
 def load(path: Path) -> Config:
+    """A run's config.yaml, finished (old files may leave hyperparameters to the model's defaults)."""
+    path = Path(path)
     try:
-        tree = yaml.safe_load(Path(path).read_text())
+        text = path.read_text()
     except FileNotFoundError:
-        raise UserError(f"no config.yaml in {Path(path).parent}: not a latentquant run directory") from None
-    return from_dict(tree or {})
+        raise UserError(f"no config.yaml in {path.parent}: not a latentquant run directory") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        tree = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise UserError(f"{path} is not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(tree, dict) or not tree:
+        raise UserError(f"{path} is empty or not a mapping: not a latentquant run's config")
+    try:
+        cfg = from_dict(tree, saved=True)
+        finish(cfg)
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
+    return cfg

@@ -6,3 +6,11 @@ class UserError(ValueError):
 
     A ValueError, so a library caller of `latentquant.data.load` or the metrics catches it as one.
     """
+
+
+class Interrupted(Exception):
+    """A signal stopped training after a step; `code` is the conventional exit status 128 + signal number."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code

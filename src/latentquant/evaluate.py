@@ -1,19 +1,36 @@
-"""Evaluation of an AE-family model on a fixed evaluation set: metrics and figures."""
+"""Evaluation of any registered model on a fixed evaluation set: metrics, figures, codebook usage.
+
+`evaluate` is what training calls at every evaluation step; `evaluate_run` is `latentquant eval` (a saved
+checkpoint, the whole metric suite); `latent_usage` is the report's codebook analysis. Every figure comes
+from the model's hooks (`traversal_start`, `samples`) and its latent module's `sweep`, so every model gets
+the same figures from training and from `latentquant eval`.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from . import viz
+from .config import Config, EvalConfig
 from .data import GroundTruthData
+from .errors import UserError
 from .metrics import infomec, psnr
-from .metrics.factorvae import DatasetSampler, factorvae_score
+from .metrics.factorvae import factorvae_score
 from .metrics.suite import array_metrics
+from .metrics.usage import codebook_usage
+from .models import LatentModel
+from .modules.latents import LatentOutput
+
+FIGURE_SEED = 0  # samples and traversals start from the same prior draws at every evaluation
 
 
 def to_input(images: np.ndarray, device: torch.device | str = "cpu", channels_last: bool = False) -> torch.Tensor:
@@ -24,132 +41,303 @@ def to_input(images: np.ndarray, device: torch.device | str = "cpu", channels_la
     return x.contiguous(memory_format=memory_format)
 
 
+def _batches(images: Any, indices: np.ndarray | None, batch_size: int, device: torch.device | str,
+             channels_last: bool = False) -> Iterator[tuple[int, torch.Tensor]]:
+    """(batch length, model input) over images[indices] (or all of `images`), `batch_size` at a time."""
+    n = len(images) if indices is None else len(indices)
+    for start in range(0, n, batch_size):
+        chunk = images[start : start + batch_size] if indices is None else images[indices[start : start + batch_size]]
+        yield len(chunk), to_input(chunk, device, channels_last)
+
+
 @torch.no_grad()
-def encode_dataset(model, data: GroundTruthData, indices: np.ndarray, batch_size: int, device, channels_last=False):
-    """Representations, per-image reconstruction PSNR and mean loss terms over `indices`."""
+def encode_dataset(model: LatentModel, data: GroundTruthData, indices: np.ndarray, batch_size: int,
+                   device: torch.device | str, channels_last: bool = False
+                   ) -> tuple[np.ndarray, float, dict[str, float]]:
+    """Representations, mean per-image reconstruction PSNR and mean val/* terms over `indices`."""
     reps, psnrs, sums, count = [], [], {}, 0
-    for start in range(0, len(indices), batch_size):
-        idx = indices[start : start + batch_size]
-        x = to_input(data.images[idx], device, channels_last)
+    for n, x in _batches(data.images, indices, batch_size, device, channels_last):
         out = model(x)
         reps.append(out.latent.representation.float().cpu())
         recon = torch.sigmoid(out.logits).float()
-        psnrs.append(psnr(x.cpu().numpy(), recon.cpu().numpy()) * len(idx))
-        _, terms = model.objective(x, out)
-        for name, value in terms.items():
-            sums[name] = sums.get(name, 0.0) + float(value) * len(idx)
-        count += len(idx)
+        psnrs.append(psnr(x.cpu().numpy(), recon.cpu().numpy()) * n)
+        for name, value in model.eval_terms(x, out).items():
+            sums[name] = sums.get(name, 0.0) + float(value) * n
+        count += n
     losses = {name: total / count for name, total in sums.items()}
     return torch.cat(reps).numpy(), float(np.sum(psnrs)) / count, losses
 
 
 @torch.no_grad()
-def traversal_images(model, base: torch.Tensor, representations: np.ndarray, num_values: int) -> np.ndarray:
-    """One row per latent: decode the base encoding while sweeping that latent.
+def encode_images(model: LatentModel, images: Any, indices: np.ndarray | None = None, *, batch_size: int,
+                  device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
+    """(representations (N, D), codebook indices (N, D) or None for continuous latents)."""
+    reps, codes = [], []
+    for _, x in _batches(images, indices, batch_size, device):
+        out: LatentOutput = model.encode(x)
+        reps.append(out.representation.float().cpu())
+        if out.indices is not None:
+            codes.append(out.indices.cpu())
+    return torch.cat(reps).numpy(), (torch.cat(codes).numpy() if codes else None)
 
-    Quantized latents sweep their codebook values; continuous ones sweep `num_values` points between
-    the latent's minimum and maximum over the evaluation set.
+
+class DatasetSampler:
+    """The FactorVAE score's FactorSampler over the rows of a GroundTruthData, encoded by ``encode``.
+
+    ``sample_fixed`` picks the value of the fixed factor from a uniformly random row, then draws rows
+    uniformly (with replacement) among those with that value. On a full factorial dataset (Shapes3D,
+    dSprites, MPI3D) this is disentanglement_lib's sampler: the fixed value has its marginal distribution
+    and the other factors are uniform. ``encode`` receives uint8 images (n, H, W, C) and returns (n, D).
     """
-    z = model.encode(base[:1]).z_hat
-    d = z.shape[1]
-    latent = model.latent
-    rows = []
-    for j in range(d):
-        if getattr(latent, "discrete", False) and hasattr(latent, "codebook"):
-            sweep = latent.codebook(j).detach()
-        else:
-            lo, hi = representations[:, j].min(), representations[:, j].max()
-            sweep = torch.linspace(float(lo), float(hi), num_values, device=z.device)
-        zs = z.repeat(len(sweep), 1)
-        zs[:, j] = sweep.to(zs.dtype)
-        rows.append(torch.sigmoid(model.decode(zs)).float().cpu().numpy())
-    width = max(len(r) for r in rows)
-    c, h, w = rows[0].shape[1:]
-    grid = np.ones((d, width, c, h, w), dtype=np.float32)
-    for j, r in enumerate(rows):
-        grid[j, : len(r)] = r
-    return viz.to_uint8(grid)
+
+    def __init__(self, data: GroundTruthData, encode: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.data = data
+        self.encode = encode
+        factors = np.asarray(data.factors)
+        # For each factor: the rows sorted by its value, so each value's rows form one contiguous block.
+        self._order = [np.argsort(factors[:, k], kind="stable") for k in range(factors.shape[1])]
+        self._sorted = [factors[order, k] for k, order in enumerate(self._order)]
+        self._factors = factors
+
+    @property
+    def num_factors(self) -> int:
+        return self._factors.shape[1]
+
+    def sample(self, n: int, rng: np.random.RandomState) -> np.ndarray:
+        return self._encode(rng.randint(len(self._factors), size=n))
+
+    def sample_fixed(self, factor: int, n: int, rng: np.random.RandomState) -> np.ndarray:
+        order, column = self._order[factor], self._sorted[factor]
+        value = self._factors[rng.randint(len(self._factors)), factor]
+        lo, hi = np.searchsorted(column, value, side="left"), np.searchsorted(column, value, side="right")
+        return self._encode(order[lo + rng.randint(hi - lo, size=n)])
+
+    def _encode(self, rows: np.ndarray) -> np.ndarray:
+        # HDF5 and memory-mapped stores need increasing row indices (and read fastest that way).
+        unique, inverse = np.unique(rows, return_inverse=True)
+        latents = np.asarray(self.encode(np.asarray(self.data.images[unique])))
+        return latents[inverse.reshape(-1)]
 
 
-@torch.no_grad()
-def representations(model, images: np.ndarray, batch_size: int, device, channels_last: bool = False) -> np.ndarray:
-    """What the metrics score for uint8 images (N, H, W, C): (N, D) float."""
-    out = [model.encode(to_input(images[i : i + batch_size], device, channels_last)).representation.float().cpu()
-           for i in range(0, len(images), batch_size)]
-    return torch.cat(out).numpy()
-
-
-def extended_metrics(model, data: GroundTruthData, reps: np.ndarray, sources: np.ndarray, *, batch_size: int,
-                     device, dci_predictor: str = "gbt", factorvae_votes: int = 10_000) -> dict[str, float]:
+def suite_metrics(model: LatentModel, data: GroundTruthData, reps: np.ndarray, sources: np.ndarray, *,
+                  batch_size: int, device: torch.device | str, dci_predictor: str = "gbt",
+                  factorvae_votes: int = 10_000, on_warning: Callable[[str], None] | None = None
+                  ) -> dict[str, Any]:
     """Every other metric of the suite: DCI, MIG, SAP, DCI-ES (on the evaluation set) and the FactorVAE score
     (on fresh samples from the whole dataset, encoded by the model)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _recorded_warnings(on_warning):
         scores = array_metrics(sources, reps, discrete_latents=model.discrete_latents, dci_predictor=dci_predictor)
     scores = {k: v for k, v in scores.items() if k in ("infom_gap", "infoc_gap") or not k.startswith("info")}
     scores.pop("active_latents", None)
     if factorvae_votes > 0:
-        sampler = DatasetSampler(data, lambda images: representations(model, images, batch_size, device))
+        sampler = DatasetSampler(data, lambda images: encode_images(model, images, batch_size=batch_size,
+                                                                    device=device)[0])
         votes = max(factorvae_votes // 2, 1)
         scores["factorvae_score"] = factorvae_score(sampler, n_train=factorvae_votes, n_eval=votes)["score"]
     scores["dci_predictor"] = dci_predictor
     return scores
 
 
-def suite_options(cfg, step: int) -> dict | None:
-    """The `extended` argument of :func:`evaluate` for a training run's evaluation at `step`."""
-    if not cfg.eval.suite or step != cfg.train.steps:
-        return None
-    return {"dci_predictor": cfg.eval.dci_predictor, "factorvae_votes": cfg.eval.factorvae_votes}
+class _recorded_warnings:
+    """Collect the metrics' warnings (degenerate cases early in training are expected) and report each once."""
+
+    def __init__(self, on_warning: Callable[[str], None] | None) -> None:
+        self.on_warning = on_warning
+        self._ctx = warnings.catch_warnings(record=True)
+
+    def __enter__(self) -> None:
+        self.caught = self._ctx.__enter__()
+        warnings.simplefilter("always")
+
+    def __exit__(self, *exc: Any) -> None:
+        self._ctx.__exit__(*exc)
+        if self.on_warning is not None:
+            for message in dict.fromkeys(str(w.message) for w in self.caught):
+                self.on_warning(message)
 
 
-def evaluate(model, data: GroundTruthData, indices: np.ndarray, *, step: int, out_dir: Path | None,
-             batch_size: int = 500, device="cpu", channels_last: bool = False, figures: bool = True,
-             traversal_values: int = 10, extended: dict | None = None) -> dict[str, float]:
+def evaluate(model: LatentModel, data: GroundTruthData, indices: np.ndarray, cfg: EvalConfig, *, step: int,
+             out_dir: Path | None, device: torch.device | str = "cpu", channels_last: bool = False,
+             suite: bool = False, on_warning: Callable[[str], None] | None = None) -> dict[str, Any]:
     """All metrics for the model on `data.images[indices]`; writes `metrics.json` and figures to out_dir.
 
-    InfoMEC and PSNR always (they are what training logs); with `extended` (keyword arguments of
-    :func:`extended_metrics`), every other metric of the suite too.
+    InfoMEC and PSNR always (they are what training logs); with `suite`, every other metric of the suite too.
+    The metrics' warnings go to `on_warning` once each (default: dropped).
     """
     was_training = model.training
     model.eval()
-    reps, psnrs, losses = encode_dataset(model, data, indices, batch_size, device, channels_last)
-    sources = data.values(indices)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # degenerate early-training cases are expected; the numbers say it
-        scores = infomec(sources, reps, discrete_latents=model.discrete_latents)
-    metrics = {
-        "step": step,
-        "infom": float(scores["infom"]),
-        "infoe": float(scores["infoe"]),
-        "infoc": float(scores["infoc"]),
-        "psnr": psnrs,
-        "active_latents": int(np.sum(scores["active_latents"])),
-        **{f"val/{k}": v for k, v in losses.items()},
-    }
-    if extended is not None:
-        metrics.update(extended_metrics(model, data, reps, sources, batch_size=batch_size, device=device,
-                                        **extended))
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "metrics.json").write_text(json.dumps({**metrics, "nmi": np.asarray(scores["nmi"]).tolist(),
-                                                          "active": np.asarray(scores["active_latents"]).tolist()},
-                                                         indent=1))
-        if figures:
-            write_figures(model, data, indices, reps, scores, out_dir, step, device, channels_last, traversal_values)
-    model.train(was_training)
+    try:
+        reps, psnrs, losses = encode_dataset(model, data, indices, cfg.batch_size, device, channels_last)
+        sources = data.values(indices)
+        with _recorded_warnings(on_warning):
+            scores = infomec(sources, reps, discrete_latents=model.discrete_latents)
+        metrics: dict[str, Any] = {
+            "step": step,
+            "infom": float(scores["infom"]),
+            "infoe": float(scores["infoe"]),
+            "infoc": float(scores["infoc"]),
+            "psnr": psnrs,
+            "active_latents": int(np.sum(scores["active_latents"])),
+            **{f"val/{k}": v for k, v in losses.items()},
+        }
+        if suite:
+            metrics.update(suite_metrics(model, data, reps, sources, batch_size=cfg.batch_size, device=device,
+                                         dci_predictor=cfg.dci_predictor, factorvae_votes=cfg.factorvae_votes,
+                                         on_warning=on_warning))
+        if out_dir is not None:
+            _write_metrics(out_dir, metrics, scores)
+            if cfg.figures:
+                write_figures(model, data, indices, reps, scores, out_dir, step=step, device=device,
+                              channels_last=channels_last, traversal_values=cfg.traversal_values)
+    finally:
+        model.train(was_training)
     return metrics
 
 
+def _clean(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _write_metrics(out_dir: Path, metrics: dict[str, Any], scores: dict[str, Any]) -> None:
+    from .fsio import atomic_write_text, safe_mkdir
+
+    safe_mkdir(out_dir)
+    record = {**{k: _clean(v) for k, v in metrics.items()}, "nmi": np.asarray(scores["nmi"]).tolist(),
+              "active": np.asarray(scores["active_latents"]).tolist()}
+    atomic_write_text(out_dir / "metrics.json", json.dumps(record, indent=1, allow_nan=False))
+
+
 @torch.no_grad()
-def write_figures(model, data, indices, reps, scores, out_dir: Path, step: int, device, channels_last,
-                  traversal_values: int) -> None:
+def traversal_images(model: LatentModel, start: torch.Tensor, representations: np.ndarray,
+                     num_values: int) -> np.ndarray | None:
+    """One row per latent: decode `start` (one latent vector) while sweeping that latent over its module's
+    `sweep` values; None if no latent has a scalar axis (VQ slots)."""
+    z = start[:1]
+    rows = []
+    for j in range(z.shape[1]):
+        sweep = model.latent.sweep(j, representations, num_values)
+        if sweep is None:
+            return None
+        zs = z.repeat(len(sweep), 1)
+        zs[:, j] = sweep.to(zs.device, zs.dtype)
+        rows.append(torch.sigmoid(model.decode(zs)).float().cpu().numpy())
+    width = max(len(r) for r in rows)
+    c, h, w = rows[0].shape[1:]
+    grid = np.ones((len(rows), width, c, h, w), dtype=np.float32)
+    for j, r in enumerate(rows):
+        grid[j, : len(r)] = r
+    return viz.to_uint8(grid)
+
+
+@torch.no_grad()
+def write_figures(model: LatentModel, data: GroundTruthData, indices: np.ndarray, reps: np.ndarray,
+                  scores: dict[str, Any], out_dir: Path, *, step: int, device: torch.device | str,
+                  channels_last: bool = False, traversal_values: int = 10) -> list[str]:
+    """nmi.png, reconstructions.png, traversals.png (if the latents can be swept), samples.png (if the model has
+    a prior); returns the names written."""
     viz.save_nmi_heatmap(scores["nmi"], scores["active_latents"], out_dir / "nmi.png",
                          factor_names=data.factor_names,
                          title=f"step {step}: InfoM {scores['infom']:.2f}  InfoC {scores['infoc']:.2f}")
     x = to_input(data.images[indices[:16]], device, channels_last)
     recon = torch.sigmoid(model(x).logits).float().cpu().numpy()
-    pair = np.stack([viz.to_uint8(x.cpu().numpy()), viz.to_uint8(recon)])
-    viz.save_grid(pair, out_dir / "reconstructions.png")
-    if getattr(model.latent, "traversable", True) and getattr(model, "encoder_traversals", True):
-        viz.save_grid(traversal_images(model, x, reps, traversal_values), out_dir / "traversals.png")
+    viz.save_grid(np.stack([viz.to_uint8(x.cpu().numpy()), viz.to_uint8(recon)]), out_dir / "reconstructions.png")
+    written = ["nmi.png", "reconstructions.png"]
+    start = model.traversal_start(x, torch.Generator().manual_seed(FIGURE_SEED))
+    grid = traversal_images(model, start, reps, traversal_values)
+    if grid is not None:
+        viz.save_grid(grid, out_dir / "traversals.png")
+        written.append("traversals.png")
+    samples = model.samples(16, torch.Generator().manual_seed(FIGURE_SEED))
+    if samples is not None:
+        images = viz.to_uint8(samples.float().cpu().numpy())
+        viz.save_grid(images.reshape(2, len(images) // 2, *images.shape[1:]), out_dir / "samples.png")
+        written.append("samples.png")
+    return written
+
+
+# --- codebook usage (the report) ------------------------------------------------------------------------------
+
+
+@dataclass
+class LatentUsage:
+    """How a model's latents are used on a set of images."""
+
+    kind: Literal["scalar", "vector", "continuous"]
+    representations: np.ndarray  # (N, D): what the metrics see (codebook values, VQ codes, VAE means, ...)
+    counts: np.ndarray | None = None  # (D, max K): images whose latent j takes codebook index k
+    num_values: list[int] | None = None  # codebook size of each latent
+    codebooks: list[np.ndarray] | None = None  # scalar quantizers: the values of each latent's codebook
+
+
+def latent_usage(model: LatentModel, data: GroundTruthData, indices: np.ndarray, *, batch_size: int = 500,
+                 device: torch.device | str = "cpu") -> LatentUsage:
+    """Encode data.images[indices] and count the codebook usage of every latent (if the latents are quantized)."""
+    was_training = model.training
+    model.eval()
+    try:
+        reps, codes = encode_images(model, data.images, indices, batch_size=batch_size, device=device)
+    finally:
+        model.train(was_training)
+    sizes = model.latent.codebook_sizes()
+    if codes is None or sizes is None:
+        return LatentUsage("continuous", reps)
+    values = model.latent.codebook_values()
+    if values is not None:  # scalar quantizers: latent j's index k stands for one number
+        books = [v.float().cpu().numpy() for v in values]
+        return LatentUsage("scalar", reps, codebook_usage(codes, sizes), sizes, books)
+    return LatentUsage("vector", reps, codebook_usage(codes, sizes), sizes)
+
+
+# --- a saved run ----------------------------------------------------------------------------------------------
+
+
+def load_run_model(run_dir: str | Path, cfg: Config | None = None, step: int | None = None
+                   ) -> tuple[GroundTruthData, LatentModel, dict[str, Any]]:
+    """The run's data, and its model on `run_device` with the weights of checkpoint `step` (the latest intact one
+    if None), in eval mode; the checkpoint's state comes third."""
+    from .build import load_data, make_model, run_device, set_threads
+    from .checkpoint import load_checkpoint
+    from .runs import RunDir
+
+    run = RunDir(run_dir)
+    cfg = cfg or run.read_config()
+    set_threads(cfg.train.threads)
+    data = load_data(cfg)
+    model = make_model(cfg, data).to(run_device(cfg))
+    meta = load_checkpoint(run.checkpoints, model, step=step, fallback=step is None,
+                           warn=lambda m: warnings.warn(m, stacklevel=2))
+    model.eval()
+    return data, model, meta
+
+
+def eval_indices(n: int, num_eval: int, seed: int) -> np.ndarray:
+    """A fixed pseudo-random evaluation subset, drawn from the whole set as the reference's is."""
+    return np.random.default_rng(seed).choice(n, size=min(num_eval, n), replace=False)
+
+
+def evaluate_run(run_dir: str | Path, step: int | None = None, *, dci_predictor: str = "gbt",
+                 factorvae_votes: int = 10_000, on_warning: Callable[[str], None] | None = None
+                 ) -> tuple[dict[str, Any], Path]:
+    """Every metric and every figure for a saved checkpoint of a run (the latest intact one unless `step` is given),
+    on its evaluation set; written to eval/step_N/."""
+    from dataclasses import replace
+
+    from .build import run_device
+    from .runs import RunDir
+
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        raise UserError(f"no run directory {run.path}")
+    cfg = run.read_config()
+    if dci_predictor not in ("gbt", "forest"):
+        raise UserError(f"dci_predictor must be gbt or forest, got {dci_predictor!r}")
+    if factorvae_votes < 0:
+        raise UserError(f"factorvae_votes must be 0 (skip) or more, got {factorvae_votes}")
+    run.check_writable()  # before minutes of metrics, not after
+    data, model, meta = load_run_model(run.path, cfg, step)
+    out_dir = run.eval_dir(meta["step"])
+    eval_cfg = replace(cfg.eval, dci_predictor=dci_predictor, factorvae_votes=factorvae_votes)
+    metrics = evaluate(model, data, eval_indices(len(data), cfg.data.num_eval, cfg.data.seed), eval_cfg,
+                       step=meta["step"], out_dir=out_dir, device=run_device(cfg),
+                       channels_last=cfg.train.channels_last, suite=True, on_warning=on_warning)
+    return metrics, out_dir

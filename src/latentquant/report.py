@@ -4,8 +4,9 @@ The page holds the config, curves of every logged metric, the NMI heatmap, trave
 how often each codebook value of each latent is used. Images are embedded as base64 PNG data URIs and the
 CSS is inline, with no scripts and no links out, so the file opens offline and survives being mailed.
 
-Everything is read through runs.py and rebuilt the way `latentquant eval` rebuilds it
-(train.load_run_model); the report never writes into the run directory except the page itself.
+Everything is read through runs.RunDir and rebuilt the way `latentquant eval` rebuilds it
+(evaluate.load_run_model); the report never writes into the run directory except the page itself, and it
+embeds only regular files inside the run directory (a planted symlink is not followed).
 """
 
 from __future__ import annotations
@@ -15,21 +16,22 @@ import html
 import math
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import torch
 
-from . import __version__, runs, viz
-from .checkpoint import atomic_write_text, list_checkpoints
+from . import __version__, viz
 from .config import Config
 from .data import GroundTruthData
 from .errors import UserError
-from .evaluate import evaluate, to_input
-from .models import GAN_MODELS
+from .evaluate import LatentUsage, eval_indices, evaluate, latent_usage, load_run_model
+from .fsio import atomic_write_text, read_regular
+from .metrics.usage import usage_entropy_bits
+from .models import LatentModel
+from .runs import RunDir
 
 # The summary's first rows, in this order; any other score of the evaluation (DCI, MIG, ...) follows them.
 HEADLINE = {"infom": "InfoM", "infoe": "InfoE", "infoc": "InfoC", "psnr": "PSNR (dB)",
@@ -54,91 +56,7 @@ class ReportWarning(UserWarning):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Codebook usage: pure functions on integer codes, then the model-facing part.
-
-
-def codebook_usage(indices: np.ndarray, num_values: list[int]) -> np.ndarray:
-    """How often each codebook index is used, per latent.
-
-    `indices` is (N, D) integer codes, `num_values` the codebook size K_j of each latent. Returns (D, max K)
-    int64 counts; row j sums to N and its columns from K_j on are zero (ragged codebooks).
-    """
-    indices = np.asarray(indices)
-    if indices.ndim != 2 or indices.shape[1] != len(num_values):
-        raise ValueError(f"expected (N, {len(num_values)}) indices, got shape {indices.shape}")
-    counts = np.zeros((len(num_values), max(num_values, default=0)), dtype=np.int64)
-    for j, k in enumerate(num_values):
-        column = indices[:, j].astype(np.int64)
-        if column.size and (column.min() < 0 or column.max() >= k):
-            raise ValueError(f"latent {j}: indices must lie in 0..{k - 1}, got {column.min()}..{column.max()}")
-        counts[j, :k] = np.bincount(column, minlength=k)
-    return counts
-
-
-def usage_entropy_bits(counts: np.ndarray) -> np.ndarray:
-    """Entropy in bits of each row's usage distribution: 0 for one value, log2 K for all K equally used.
-
-    2**entropy is the perplexity, the number of equally used values the usage is worth.
-    """
-    counts = np.asarray(counts, dtype=float)
-    p = counts / np.maximum(counts.sum(axis=-1, keepdims=True), 1.0)
-    safe = np.where(p > 0, p, 1.0)  # log2(1) = 0: unused values add nothing
-    return -(p * np.log2(safe)).sum(axis=-1)
-
-
-@dataclass
-class LatentUsage:
-    """How a model's latents are used on a set of images."""
-
-    kind: Literal["scalar", "vector", "continuous"]
-    representations: np.ndarray  # (N, D): what the metrics see (codebook values, VQ codes, VAE means, ...)
-    counts: np.ndarray | None = None  # (D, max K): images whose latent j takes codebook index k
-    num_values: list[int] | None = None  # codebook size of each latent
-    codebooks: list[np.ndarray] | None = None  # scalar quantizers: the values of each latent's codebook
-
-
-@torch.no_grad()
-def encode_images(model, data: GroundTruthData, indices: np.ndarray, *, batch_size: int,
-                  device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
-    """(representations (N, D), codebook indices (N, D) or None for continuous latents) of data.images[indices]."""
-    reps, codes = [], []
-    for start in range(0, len(indices), batch_size):
-        out = model.encode(to_input(data.images[indices[start : start + batch_size]], device))
-        reps.append(out.representation.float().cpu())
-        if out.indices is not None:
-            codes.append(out.indices.cpu())
-    return torch.cat(reps).numpy(), (torch.cat(codes).numpy() if codes else None)
-
-
-def latent_usage(model, data: GroundTruthData, indices: np.ndarray, *, batch_size: int = 500,
-                 device: torch.device | str = "cpu") -> LatentUsage:
-    """Encode data.images[indices] and count the codebook usage of every latent (if the latents are quantized)."""
-    was_training = model.training
-    model.eval()
-    reps, codes = encode_images(model, data, indices, batch_size=batch_size, device=device)
-    model.train(was_training)
-    latent = model.latent
-    if codes is None:
-        return LatentUsage("continuous", reps)
-    if hasattr(latent, "codebook"):  # scalar quantizers: latent j's index k stands for one number
-        sizes = [int(k) for k in latent.num_values]
-        books = [latent.codebook(j).detach().float().cpu().numpy() for j in range(len(sizes))]
-        return LatentUsage("scalar", reps, codebook_usage(codes, sizes), sizes, books)
-    sizes = [int(latent.num_embeddings)] * codes.shape[1]  # VQ: every slot picks from one shared codebook
-    return LatentUsage("vector", reps, codebook_usage(codes, sizes), sizes)
-
-
-# ----------------------------------------------------------------------------------------------------------
 # Reading the run.
-
-
-def load_model(run_dir: Path, cfg: Config, step: int) -> tuple[GroundTruthData, torch.nn.Module]:
-    """The run's data and its model with the weights of checkpoint `step`, in eval mode."""
-    from . import train  # the training loop's imports (tensorboard, tqdm) only when a model is rebuilt
-
-    data, model, _ = train.load_run_model(Path(run_dir), cfg, step)
-    model.eval()
-    return data, model
 
 
 def metric_series(log: list[dict[str, Any]]) -> dict[str, dict[str, tuple[list[int], list[float]]]]:
@@ -166,9 +84,9 @@ def metric_series(log: list[dict[str, Any]]) -> dict[str, dict[str, tuple[list[i
     return {name: series for name, series in groups.items() if series}
 
 
-def _latest_eval(run_dir: Path, cfg: Config, log: list[dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
+def _latest_eval(run: RunDir, cfg: Config, log: list[dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
     """(label, scores) of the final evaluation (with a later `latentquant eval`'s suite), else the latest one."""
-    final = runs.final_metrics(run_dir, cfg)
+    final = run.final_metrics(cfg)
     if final is not None:
         return f"final evaluation (step {final['step']})", final
     evals = [r for r in log if r.get("split") == "eval" and isinstance(r.get("step"), int)]
@@ -192,9 +110,12 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def _img(path: Path, alt: str, pixels: bool = False) -> str:
-    """A PNG embedded as a data URI; `pixels`: an image grid, scaled without smoothing when the page is zoomed."""
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+def _img(path: Path, alt: str, pixels: bool = False, root: Path | None = None) -> str:
+    """A PNG embedded as a data URI; `pixels`: an image grid, scaled without smoothing when the page is zoomed.
+
+    A file of the run (`root`) is read only if it is a regular file inside it: never through a planted link."""
+    raw = read_regular(Path(path), root) if root is not None else Path(path).read_bytes()
+    data = base64.b64encode(raw).decode("ascii")
     cls = ' class="pixels"' if pixels else ""
     return f'<img{cls} alt="{_e(alt)}" src="data:image/png;base64,{data}">'
 
@@ -213,7 +134,8 @@ def _table(header: list[str] | None, rows: list[list[object]], numeric_from: int
     return f"<table>{head}{body}</table>"
 
 
-def _summary(run_dir: Path, cfg: Config, log: list[dict[str, Any]], saved: list[int], step: int | None) -> str:
+def _summary(run: RunDir, cfg: Config, log: list[dict[str, Any]], saved: list[int], step: int | None) -> str:
+    run_dir = run.path
     logged = [r["step"] for r in log if isinstance(r.get("step"), int)]
     done = max([*logged, *saved], default=0)
     facts = [
@@ -222,13 +144,13 @@ def _summary(run_dir: Path, cfg: Config, log: list[dict[str, Any]], saved: list[
         ("seed", cfg.seed),
         ("latents", cfg.model.num_latents),
         ("steps done / total", f"{done} / {cfg.train.steps}"),
-        ("state", runs.run_state(run_dir)),
+        ("state", run.state()),
         ("checkpoints", ", ".join(map(str, saved)) or "none"),
         ("report step", step if step is not None else "none (no checkpoint)"),
         ("run directory", str(run_dir.resolve())),
     ]
     parts = ["<h2>Summary</h2>", _table(None, [list(f) for f in facts], numeric_from=2)]
-    latest = _latest_eval(run_dir, cfg, log)
+    latest = _latest_eval(run, cfg, log)
     if latest is None:
         parts.append(_note("No evaluation has been logged yet."))
     else:
@@ -255,32 +177,33 @@ def _curves(log: list[dict[str, Any]], tmp: Path) -> str:
     return "\n".join(parts)
 
 
-def _figure(directory: Path | None, name: str, alt: str, missing: str) -> str:
-    if directory is not None and (directory / name).is_file():
-        return _img(directory / name, alt, pixels=name != "nmi.png")
+def _figure(directory: Path | None, name: str, alt: str, missing: str, root: Path) -> str:
+    path = None if directory is None else directory / name
+    if path is not None and path.is_file() and not path.is_symlink():
+        try:
+            return _img(path, alt, pixels=name != "nmi.png", root=root)
+        except UserError as e:
+            return _note(f"not shown: {e}")
     return _note(missing)
 
 
-def _figures(directory: Path | None, caption: str, is_gan: bool, traversable: bool) -> str:
-    """NMI heatmap, traversals (GAN: samples and prior traversals) and reconstructions from one evaluation."""
+def _figures(directory: Path | None, caption: str, root: Path) -> str:
+    """NMI heatmap, samples (a model with a prior), traversals and reconstructions from one evaluation."""
     missing = "not written for this evaluation" if directory is not None else "no evaluation with figures yet"
     cap = f'<p class="muted">{_e(caption)}</p>'
-    parts = ["<h2>NMI heatmap</h2>", cap,
-             _figure(directory, "nmi.png", "NMI heatmap", missing)]
-    if is_gan:
-        parts += ["<h2>Samples</h2>", cap, _figure(directory, "samples.png", "samples from the prior", missing),
-                  "<h2>Prior traversals</h2>", cap,
-                  '<p class="muted">one prior sample; each row sweeps one latent over its codebook (or [0, 1))</p>',
-                  _figure(directory, "traversals.png", "prior traversals", missing)]
-    else:
-        why = missing if traversable else "this latent has no scalar axis to sweep (a VQ slot's code is a vector)"
-        parts += ["<h2>Traversals</h2>", cap,
-                  '<p class="muted">one encoded image; each row sweeps one latent over its codebook values '
-                  "(continuous latents: its range on the evaluation set)</p>",
-                  _figure(directory, "traversals.png", "latent traversals", why)]
-    parts += ["<h2>Reconstructions</h2>", cap, '<p class="muted">top row: input; bottom row: reconstruction'
-              + (" (the generator applied to the critic's latent head)" if is_gan else "") + "</p>",
-              _figure(directory, "reconstructions.png", "reconstructions", missing)]
+    parts = ["<h2>NMI heatmap</h2>", cap, _figure(directory, "nmi.png", "NMI heatmap", missing, root)]
+    if directory is not None and (directory / "samples.png").is_file():
+        parts += ["<h2>Samples</h2>", cap, '<p class="muted">16 draws from the prior</p>',
+                  _figure(directory, "samples.png", "samples from the prior", missing, root)]
+    parts += ["<h2>Traversals</h2>", cap,
+              '<p class="muted">one latent vector (an encoded image, or a prior draw for a GAN); each row sweeps one '
+              "latent over its codebook values (continuous latents: their range on the evaluation set; a GAN's "
+              "uniform prior: [0, 1))</p>",
+              _figure(directory, "traversals.png", "latent traversals",
+                      f"{missing}, or the latents have no scalar axis to sweep (a VQ slot's code is a vector)", root)]
+    parts += ["<h2>Reconstructions</h2>", cap, '<p class="muted">top row: input; bottom row: the decoder (a GAN\'s '
+              "generator) applied to the encoding</p>",
+              _figure(directory, "reconstructions.png", "reconstructions", missing, root)]
     return "\n".join(parts)
 
 
@@ -352,61 +275,69 @@ def _page(title: str, body: list[str]) -> str:
 def write_report(run_dir: str | Path, out: str | Path | None = None, step: int | None = None) -> Path:
     """Write the HTML report of a run; returns its path (default `<run_dir>/report.html`).
 
-    `step` picks the checkpoint whose model is shown (default: the latest). A run without checkpoints still
-    gets a report from its logs and saved figures, with a note that no model was saved yet. Raises UserError
+    `step` picks the checkpoint whose model is shown (default: the latest intact one). A run without checkpoints
+    still gets a report from its logs and saved figures, with a note that no model was saved yet. Raises UserError
     for a path that is not a run directory or a step without a checkpoint.
     """
-    run_dir = Path(run_dir).expanduser()
-    if not runs.is_run_dir(run_dir):
-        raise UserError(f"{run_dir} is not a run directory (no config.yaml)")
-    cfg = runs.read_config(run_dir)
-    log = runs.read_log(run_dir)
-    saved = list_checkpoints(run_dir / "checkpoints")
+    run = RunDir(run_dir)
+    if not run.is_run():
+        raise UserError(f"{run.path} is not a run directory (no config.yaml)")
+    cfg = run.read_config()
+    log = run.read_log()
+    saved = run.checkpoint_steps()
     if step is not None and step not in saved:
-        raise UserError(f"{run_dir} has no checkpoint for step {step}; saved: {', '.join(map(str, saved)) or 'none'}")
-    if step is None and saved:
-        step = saved[-1]
-    out = run_dir / "report.html" if out is None else Path(out).expanduser()
-    is_gan = cfg.model.name in GAN_MODELS
+        raise UserError(f"{run.path} has no checkpoint for step {step}; saved: {', '.join(map(str, saved)) or 'none'}")
+    out = run.report if out is None else Path(out).expanduser()
 
-    body = [_summary(run_dir, cfg, log, saved, step)]
+    body: list[str] = []
     with tempfile.TemporaryDirectory(prefix="latentquant-report-") as tmp_name:
         tmp = Path(tmp_name)
-        body.append(_curves(log, tmp))
-        model = data = None
+        curves = _curves(log, tmp)
+        model: LatentModel | None = None
+        data: GroundTruthData | None = None
         why_no_model = "No checkpoint has been saved yet, so the model cannot be rebuilt: the figures below are " \
                        "the latest saved ones and codebook usage is not available."
-        if step is not None:
+        if saved:
             try:
-                data, model = load_model(run_dir, cfg, step)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    data, model, meta = load_run_model(run.path, cfg, step)
+                for w in caught:  # a bad newer checkpoint: say which, and that an older one is shown
+                    warnings.warn(str(w.message), ReportWarning, stacklevel=2)
+                step = meta["step"]
             except UserError as e:  # e.g. the data file moved: the logs still make a useful report
-                why_no_model = f"The model of step {step} could not be rebuilt ({e}); codebook usage is not available."
+                why_no_model = f"The model could not be rebuilt ({e}); codebook usage is not available."
                 warnings.warn(f"report without the model: {e}", ReportWarning, stacklevel=2)
+        body.append(_summary(run, cfg, log, saved, step))
+        body.append(curves)
         if model is None or data is None:
             body.append(_note(why_no_model))
-            shown = _evaluated_dir(run_dir, step)
+            shown = _evaluated_dir(run, step)
             caption = f"from the evaluation at {shown.name.replace('_', ' ')}" if shown else ""
-            body.append(_figures(shown, caption, is_gan, traversable=True))
+            body.append(_figures(shown, caption, run.path))
             body += ["<h2>Codebook usage</h2>", _note(why_no_model)]
         else:
-            from .train import eval_indices, run_device
+            from .build import run_device
 
+            assert step is not None
             indices = eval_indices(len(data), cfg.data.num_eval, cfg.data.seed)
             device = run_device(cfg)
-            shown = run_dir / "eval" / f"step_{step}"
+            shown = run.eval_dir(step)
             caption = f"step {step}, from the evaluation written during training"
-            if not (shown / "nmi.png").is_file():
-                shown = tmp / "eval"
-                scores = _evaluate_now(model, data, indices, cfg, step, shown, device, is_gan)
+            root = run.path
+            if not (shown / "nmi.png").is_file() or shown.is_symlink():
+                shown = root = tmp / "eval"
+                scores = evaluate(model, data, indices, replace(cfg.eval, figures=True), step=step, out_dir=shown,
+                                  device=device, channels_last=cfg.train.channels_last)
                 caption = (f"step {step}, evaluated for this report (it has no saved figures): InfoM "
                            f"{scores['infom']:.3f}, InfoE {scores['infoe']:.3f}, InfoC {scores['infoc']:.3f}, "
                            f"PSNR {scores['psnr']:.2f}")
-            body.append(_figures(shown, caption, is_gan, traversable=getattr(model.latent, "traversable", True)))
+            body.append(_figures(shown, caption, root))
             usage = latent_usage(model, data, indices, batch_size=cfg.eval.batch_size, device=device)
             body.append(_usage(usage, step, tmp))
-    config_text = (run_dir / "config.yaml").read_text()
+    config_text = read_regular(run.config, run.path).decode(errors="replace")
     body += ["<h2>Config</h2>", f"<pre>{_e(config_text)}</pre>"]
-    title = f"{cfg.model.name} on {cfg.data.name}, seed {cfg.seed}: {run_dir.name}"
+    title = f"{cfg.model.name} on {cfg.data.name}, seed {cfg.seed}: {run.path.name}"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out, _page(title, body))
@@ -415,22 +346,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, step: int |
     return out
 
 
-def _evaluated_dir(run_dir: Path, step: int | None) -> Path | None:
+def _evaluated_dir(run: RunDir, step: int | None) -> Path | None:
     """eval/step_<step> if it holds figures, else the latest evaluation that does (None if none)."""
-    candidates = sorted((p for p in (run_dir / "eval").glob("step_*") if (p / "nmi.png").is_file()
-                         and p.name[5:].isdigit()), key=lambda p: int(p.name[5:]))
+    candidates = [run.eval_dir(s) for s in run.eval_steps() if (run.eval_dir(s) / "nmi.png").is_file()]
     preferred = [p for p in candidates if step is not None and p.name == f"step_{step}"]
     return (preferred or candidates[-1:] or [None])[0]
-
-
-def _evaluate_now(model, data: GroundTruthData, indices: np.ndarray, cfg: Config, step: int, out_dir: Path,
-                  device: torch.device, is_gan: bool) -> dict[str, float]:
-    """The evaluation training would have written at `step` (metrics and figures), into a scratch directory."""
-    scores = evaluate(model, data, indices, step=step, out_dir=out_dir, batch_size=cfg.eval.batch_size,
-                      device=device, figures=True, traversal_values=cfg.eval.traversal_values)
-    if is_gan:  # as gan.py's evaluation: samples and prior traversals come from the generator alone
-        from .gan import prior_traversals, sample_images
-
-        viz.save_grid(sample_images(model), out_dir / "samples.png")
-        viz.save_grid(prior_traversals(model, cfg.eval.traversal_values), out_dir / "traversals.png")
-    return scores

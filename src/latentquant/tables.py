@@ -137,9 +137,10 @@ def collect_runs(paths: Sequence[str | Path], group_by: Sequence[str] = ()) -> C
     found = runs.find_runs(list(paths))
     extra = [config_mod.SHORTHANDS.get(k, k) for k in dict.fromkeys(group_by)]
     extra = [k for k in extra if k not in GROUP_KEYS]
-    known = config_mod._flatten(config_mod.to_dict(config_mod.Config()))
+    known = config_mod.flatten(config_mod.to_dict(config_mod.Config()))
     for key in extra:
-        if key not in known:
+        # A model's own hyperparameters (model.beta, ...) are keys of the runs that have them, not of Config().
+        if key not in known and not (key.startswith("model.") and key.count(".") == 1):
             raise UserError(f"--group-by: unknown config key {key!r} (e.g. model.weight_decay, train.steps)")
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     configs: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
@@ -153,8 +154,8 @@ def collect_runs(paths: Sequence[str | Path], group_by: Sequence[str] = ()) -> C
         if final is None:
             skipped.append(run_dir)
             continue
-        flat = config_mod._flatten(config_mod.to_dict(cfg))
-        key = tuple(_hashable(flat[k]) for k in (*GROUP_KEYS, *extra))
+        flat = config_mod.flatten(config_mod.to_dict(cfg))
+        key = tuple(_hashable(flat.get(k)) for k in (*GROUP_KEYS, *extra))
         groups.setdefault(key, []).append(final)
         configs.setdefault(key, []).append(flat)
     if not groups:

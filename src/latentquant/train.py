@@ -1,46 +1,38 @@
-"""The training loop of the autoencoder family, top to bottom.
+"""The training loop, top to bottom, for every model.
 
-One optimizer step per iteration on a fresh batch; evaluation at step 0, every `eval_every / 10` steps
-before `eval_every`, then every `eval_every` steps and at the end (the reference's schedule); checkpoints
-every `checkpoint_every` steps and at the end. A run killed at any point resumes from its last
-checkpoint and ends exactly where an uninterrupted run ends.
+Each iteration hands a fresh batch to `model.train_step` (one update for an autoencoder; a critic update
+and every fifth iteration a generator update for a GAN). Evaluation at step 0, every `eval_every / 10`
+steps before `eval_every`, then every `eval_every` steps and at the end (the reference's schedule);
+checkpoints every `checkpoint_every` steps and at the end. A run killed at any point resumes from its
+last intact checkpoint and ends exactly where an uninterrupted run ends. A non-finite loss stops the run at
+once, and SIGTERM, SIGHUP or SIGINT stop it after the current step with a checkpoint to resume from.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
+import signal
 import sys
+import threading
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
 
-from . import config as config_mod
-from .checkpoint import atomic_write_text, list_checkpoints, load_checkpoint, save_checkpoint
+from .build import load_data, make_model, set_threads, train_device
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config
-from .data import GroundTruthData, load
-from .errors import UserError
-from .evaluate import evaluate, suite_options, to_input
-from .models import GAN_MODELS, ModelParts, build_gan, build_model, clip_gradients, lookup, make_optimizer
-from .nets import repeating_stack
-
+from .errors import Interrupted, UserError
+from .evaluate import eval_indices, evaluate, to_input
+from .runs import Logger, RunDir
 
 def is_eval_step(step: int, total: int, every: int, early: bool = True) -> bool:
     """The reference's schedule: step 0, every `every` steps, the end; if `early`, every every/10 before."""
     if step == 0 or step == total or step % every == 0:
         return True
     return early and step < every and step % max(every // 10, 1) == 0
-
-
-def eval_indices(n: int, num_eval: int, seed: int) -> np.ndarray:
-    """A fixed pseudo-random evaluation subset, drawn from the whole set as the reference's is."""
-    return np.random.default_rng(seed).choice(n, size=min(num_eval, n), replace=False)
 
 
 class BatchStream:
@@ -72,243 +64,176 @@ class BatchStream:
         return {"epoch": self.epoch, "position": self.position}
 
 
-class Logger:
-    """metrics.jsonl (one JSON object per logged step) and TensorBoard scalars."""
+class Diverged(UserError):
+    """A loss term became NaN or infinite: the step that produced it is never saved."""
 
-    def __init__(self, run_dir: Path, resume_step: int | None) -> None:
-        self.path = run_dir / "metrics.jsonl"
-        if resume_step is not None and self.path.exists():
-            # Lines written after the checkpoint are produced again; keep only what came before it.
-            kept = [ln for ln in self.path.read_text().splitlines() if ln.strip() and self._before(ln, resume_step)]
-            atomic_write_text(self.path, "".join(ln + "\n" for ln in kept))
-        self.file = open(self.path, "a")
-        from torch.utils.tensorboard import SummaryWriter
 
-        self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resume_step)
+class Window:
+    """Each logged term's mean over the steps that logged it since the last log line (a GAN's generator terms
+    come every fifth step); checkpointed, so a resumed run's first log line is the uninterrupted one's."""
 
-    @staticmethod
-    def _before(line: str, step: int) -> bool:
-        rec = json.loads(line)
-        return rec["step"] < step or (rec["step"] == step and rec.get("split") == "train")
+    def __init__(self, state: dict[str, Any] | None = None) -> None:
+        state = state or {}
+        self.sums: dict[str, float] = dict(state.get("sums", {}))
+        self.counts: dict[str, int] = dict(state.get("counts", {}))
+        self.steps: int = int(state.get("steps", 0))
 
-    def log(self, split: str, step: int, values: dict[str, float]) -> None:
-        self.file.write(json.dumps({"split": split, "step": step, **values}) + "\n")
-        self.file.flush()
+    def add(self, values: dict[str, float]) -> None:
         for k, v in values.items():
-            if isinstance(v, int | float) and math.isfinite(v) and k != "step":
-                self.tb.add_scalar(f"{split}/{k}", v, step)
+            self.sums[k] = self.sums.get(k, 0.0) + v
+            self.counts[k] = self.counts.get(k, 0) + 1
+        self.steps += 1
 
-    def close(self) -> None:
-        self.file.close()
-        self.tb.close()
+    def means(self) -> dict[str, float]:
+        return {k: v / self.counts[k] for k, v in self.sums.items()}
 
-
-def load_data(cfg: Config) -> GroundTruthData:
-    return load(cfg.data.name, cfg.data.path, image_size=cfg.data.image_size)
-
-
-def model_parts(cfg: Config, data: GroundTruthData) -> ModelParts:
-    h, w, c = data.image_shape
-    if h != w:
-        raise UserError(f"images must be square, got {h}x{w}")
-    stack = repeating_stack(cfg.model.widths, cfg.model.blocks_per_stage)
-    if h % stack.downsampling:
-        raise UserError(f"image size {h} is not divisible by 2**len(model.widths) = {stack.downsampling}")
-    return ModelParts(in_channels=c, image_size=h, stack=stack, dense=tuple(cfg.model.dense))
+    def state(self) -> dict[str, Any]:
+        return {"sums": self.sums, "counts": self.counts, "steps": self.steps}
 
 
-def make_model(cfg: Config, data: GroundTruthData) -> torch.nn.Module:
-    """Fills the config's `None`s with what they resolve to, then builds the model from it."""
-    if cfg.model.num_latents is None:
-        cfg.model.num_latents = 2 * data.num_factors
-    defaults = lookup(cfg.model.name).defaults
-    for key, value in defaults.items():
-        if getattr(cfg.model, key, None) is None:
-            setattr(cfg.model, key, value)
-    skip = {"name", "num_latents", "widths", "blocks_per_stage", "dense", "weight_decay"}
-    hyper = {k: v for k, v in vars(cfg.model).items() if k not in skip and v is not None}
-    build = build_gan if cfg.model.name in GAN_MODELS else build_model
-    return build(cfg.model.name, model_parts(cfg, data), cfg.model.num_latents, dataset_size=len(data), **hyper)
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGINT") if hasattr(signal, name))
 
 
-def prepare_run_dir(cfg: Config) -> Path:
-    if cfg.run_dir is None:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        cfg.run_dir = str(Path("runs") / f"{cfg.model.name}-{cfg.data.name}-seed{cfg.seed}-{stamp}")
-    run_dir = Path(cfg.run_dir)
-    if (run_dir / "config.yaml").exists():
-        raise UserError(f"{run_dir} already holds a run: resume it with resume={run_dir}, or choose another run_dir")
+@contextmanager
+def _stop_requests():
+    """A list that a stop signal appends to; a second Ctrl-C interrupts at once (the usual escape hatch)."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # signal handlers can only be installed from the main thread
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if received and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        received.append(signum)
+
+    previous = {s: signal.signal(s, handler) for s in _STOP_SIGNALS}
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise UserError(f"cannot write the run directory {run_dir}: {e.strerror or e}") from None
-    return run_dir
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
-def resolve_resume(cfg: Config, overrides: dict[str, Any]) -> Config:
-    """The saved config of the run being resumed, with any overrides the user adds (e.g. more steps)."""
-    run_dir = Path(cfg.resume)  # type: ignore[arg-type]
-    if not run_dir.is_dir():
-        raise UserError(f"cannot resume {run_dir}: no such run directory")
-    saved = config_mod.load(run_dir / "config.yaml")
-    for key, value in overrides.items():
-        if key not in ("resume", "preset"):
-            config_mod.set_key(saved, key, value)
-    saved.resume, saved.run_dir = str(run_dir), str(run_dir)
-    return saved
-
-
-@dataclass
-class Run:
-    """A run directory opened for training: fresh, or resumed from its last checkpoint."""
-
-    dir: Path
-    stream: BatchStream
-    logger: Logger
-    evals: np.ndarray
-    start: int = 0
-    meta: dict[str, Any] = field(default_factory=dict)  # the resumed checkpoint's state, if any
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.dir / "checkpoints"
-
-    def save(self, step: int, model, optimizers, keep: int, **extra: Any) -> None:
-        state = {"stream": self.stream.state(), "torch_rng": torch.get_rng_state().tolist(), **extra}
-        save_checkpoint(self.checkpoints, step, model, optimizers, state, keep=keep)
-
-
-def open_run(cfg: Config, data: GroundTruthData, model: torch.nn.Module, optimizers) -> Run:
-    """Create the run directory (or reopen it with `resume`), restoring weights, optimizers and RNG state."""
-    if cfg.resume is not None:
-        run_dir = Path(cfg.run_dir)  # type: ignore[arg-type]
-    else:
-        run_dir = prepare_run_dir(cfg)
-        config_mod.save(cfg, run_dir / "config.yaml")
-    stream = BatchStream(len(data), cfg.train.batch_size, cfg.seed)
-    start, meta = 0, {}
-    if cfg.resume is not None and list_checkpoints(run_dir / "checkpoints"):
-        meta = load_checkpoint(run_dir / "checkpoints", model, optimizers)
-        start = meta["step"]
-        stream = BatchStream(len(data), cfg.train.batch_size, cfg.seed, **meta["stream"])
-        torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
-    logger = Logger(run_dir, start if cfg.resume is not None else None)
-    return Run(run_dir, stream, logger, eval_indices(len(data), cfg.data.num_eval, cfg.data.seed), start, meta)
-
-
-def set_threads(n: int) -> None:
-    threads = n or os.cpu_count() or 1
-    torch.set_num_threads(threads)
+def _warn(message: str) -> None:
+    print(f"latentquant: warning: {message}", file=sys.stderr)
 
 
 def train(cfg: Config) -> dict[str, float]:
-    """Train (or resume) a run; returns the final evaluation's metrics."""
-    if cfg.model.name in GAN_MODELS:  # two optimizers and an alternating schedule: a loop of their own
-        from .gan import train_gan
-
-        return train_gan(cfg)
+    """Train a finished config (config.resolve), or continue a run (config.resume); returns the final metrics."""
     set_threads(cfg.train.threads)
-    device = torch.device(cfg.train.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("train.device=cuda but no CUDA device is available")
+    device = train_device(cfg)
     data = load_data(cfg)  # bad data fails here, before anything is written
     torch.manual_seed(cfg.seed)
     model = make_model(cfg, data).to(device)
     channels_last = cfg.train.channels_last
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, lr=cfg.train.lr, weight_decay=cfg.model.weight_decay or 0.0,
-                               fused=cfg.train.fused or None)
-    loss_fn = torch.compile(model.loss) if cfg.train.compile else model.loss
+    optimizers = model.configure_optimizers(lr=cfg.train.lr, weight_decay=cfg.model.weight_decay or 0.0,
+                                            fused=cfg.train.fused or None)
+    if cfg.train.compile:
+        model.compile_for_training()
+    # Sampling inside a step (a GAN's prior draws) uses this CPU generator: the same draws on any device.
+    rng = torch.Generator().manual_seed(cfg.seed)
+    stream = BatchStream(len(data), cfg.train.batch_size, cfg.seed)
+    window = Window()
+    start = 0
+    run = RunDir.create(cfg) if cfg.resume is None else RunDir.open(cfg.run_dir)  # type: ignore[arg-type]
+    try:
+        if run.lock is not None and getattr(run.lock, "took_over", None):
+            _warn(f"took over the stale lock of process {run.lock.took_over.get('pid')} in {run.path}")
+        if cfg.resume is not None:
+            if run.checkpoint_steps():
+                meta = load_checkpoint(run.checkpoints, model, optimizers, fallback=True, warn=_warn)
+                start = meta["step"]
+                stream = BatchStream(len(data), cfg.train.batch_size, cfg.seed, **meta["stream"])
+                torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
+                saved_rng = meta.get("rng", meta.get("prior_rng"))  # prior_rng: GAN checkpoints of before
+                if saved_rng is not None:
+                    rng.set_state(torch.tensor(saved_rng, dtype=torch.uint8))
+                window = Window(meta.get("window"))
+            for optimizer in optimizers.values():  # a resume may change the learning rate from here on
+                for group in optimizer.param_groups:
+                    group["lr"] = cfg.train.lr
+            if cfg.changes and cfg.changes[-1].get("step") is None:
+                cfg.changes[-1]["step"] = start
+                run.save_config(cfg)
+        logger = Logger(run, start if cfg.resume is not None else None)
+        try:
+            return _loop(cfg, run, logger, data, model, optimizers, rng, stream, window, start, device)
+        finally:
+            logger.close()
+    finally:
+        run.release()
 
-    run = open_run(cfg, data, model, optimizer)
-    run_dir, stream, logger, evals, start = run.dir, run.stream, run.logger, run.evals, run.start
+
+def _loop(cfg: Config, run: RunDir, logger: Logger, data, model, optimizers, rng: torch.Generator,
+          stream: BatchStream, window: Window, start: int, device: torch.device) -> dict[str, float]:
+    evals = eval_indices(len(data), cfg.data.num_eval, cfg.data.seed)
     total = cfg.train.steps
-    print(f"run: {run_dir}  model={cfg.model.name} data={cfg.data.name} latents={cfg.model.num_latents} "
+    channels_last = cfg.train.channels_last
+    print(f"run: {run.path}  model={cfg.model.name} data={cfg.data.name} latents={cfg.model.num_latents} "
           f"params={sum(p.numel() for p in model.parameters()):,} steps={start}->{total}", file=sys.stderr)
+    saved = start if cfg.resume is not None and start > 0 else None
 
     def checkpoint(step: int) -> None:
-        run.save(step, model, optimizer, cfg.train.keep_checkpoints)
+        nonlocal saved
+        state = {"stream": stream.state(), "torch_rng": torch.get_rng_state().tolist(),
+                 "rng": rng.get_state().tolist(), "window": window.state()}
+        save_checkpoint(run.checkpoints, step, model, optimizers, state, keep=cfg.train.keep_checkpoints)
+        saved = step
 
-    def run_eval(step: int) -> dict[str, float]:
-        metrics = evaluate(model, data, evals, step=step, out_dir=run_dir / "eval" / f"step_{step}",
-                           batch_size=cfg.eval.batch_size, device=device, channels_last=channels_last,
-                           figures=cfg.eval.figures, traversal_values=cfg.eval.traversal_values,
-                           extended=suite_options(cfg, step))
-        logger.log("eval", step, metrics)
-        return metrics
+    def resume_hint() -> str:
+        if saved is None:
+            return "no checkpoint was saved yet: start the run again"
+        return f"resume from checkpoint step {saved} with: latentquant train resume={run.path}"
 
     from tqdm import tqdm
 
     bar = tqdm(total=total, initial=start, disable=not cfg.progress, dynamic_ncols=True, file=sys.stderr)
-    window: dict[str, float] = {}
-    window_steps, window_start = 0, time.perf_counter()
+    window_start = time.perf_counter()
     last_eval: dict[str, float] = {}
+    redo_eval = logger.dropped_eval  # a resumed run makes the evaluation at its checkpoint again
     model.train()
     step = start
-    while True:
-        if step > start and (step % cfg.train.checkpoint_every == 0 or step == total):
-            checkpoint(step)
-        if is_eval_step(step, total, cfg.train.eval_every, cfg.train.eval_early):
-            last_eval = run_eval(step)
-            window_start = time.perf_counter()  # throughput counts training time only
-        if step >= total:
-            break
-        x = to_input(data.images[stream.next()], device, channels_last)
-        loss, terms = loss_fn(x)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        clip_gradients(optimizer, cfg.train.clip)
-        optimizer.step()
-        step += 1
-        for k, v in terms.items():
-            window[k] = window.get(k, 0.0) + float(v)
-        window_steps += 1
-        if step % cfg.train.log_every == 0 or step == total:
-            elapsed = time.perf_counter() - window_start
-            values = {k: v / window_steps for k, v in window.items()}
-            values["images_per_s"] = window_steps * cfg.train.batch_size / max(elapsed, 1e-9)
-            logger.log("train", step, values)
-            bar.set_postfix(loss=f"{values['loss']:.4f}", img_s=f"{values['images_per_s']:.0f}")
-            window, window_steps, window_start = {}, 0, time.perf_counter()
-        bar.update(1)
+    with _stop_requests() as stop:
+        while True:
+            if step > start and (step % cfg.train.checkpoint_every == 0 or step == total):
+                checkpoint(step)
+            if is_eval_step(step, total, cfg.train.eval_every, cfg.train.eval_early) or (step == start and redo_eval):
+                last_eval = evaluate(model, data, evals, cfg.eval, step=step, out_dir=run.eval_dir(step),
+                                     device=device, channels_last=channels_last,
+                                     suite=cfg.eval.suite and step == total)
+                logger.log("eval", step, last_eval)
+                window_start = time.perf_counter()  # throughput counts training time only
+            if step >= total:
+                break
+            if stop:
+                name = signal.Signals(stop[0]).name
+                if saved != step:
+                    checkpoint(step)
+                bar.close()
+                raise Interrupted(f"stopped by {name} at step {step}; {resume_hint()}", 128 + stop[0])
+            x = to_input(data.images[stream.next()], device, channels_last)
+            terms = model.train_step(x, step, optimizers, clip=cfg.train.clip, rng=rng)
+            values = {k: float(v) for k, v in terms.items()}
+            bad = [k for k, v in values.items() if not math.isfinite(v)]
+            if bad:
+                bar.close()
+                raise Diverged(f"step {step + 1}: loss term {bad[0]} is {values[bad[0]]}; nothing of this step was "
+                               f"saved; {resume_hint()} (a lower train.lr may help)")
+            step += 1
+            window.add(values)
+            if step % cfg.train.log_every == 0 or step == total:
+                elapsed = time.perf_counter() - window_start
+                logged = window.means()
+                logged["images_per_s"] = window.steps * cfg.train.batch_size / max(elapsed, 1e-9)
+                logger.log("train", step, logged)
+                shown = next((k for k in logged if k.endswith("loss")), next(iter(logged)))
+                bar.set_postfix({shown: f"{logged[shown]:.4f}"},
+                                img_s=f"{logged['images_per_s']:.0f}")
+                window = Window()
+                window_start = time.perf_counter()
+            bar.update(1)
     bar.close()
-    logger.close()
     return last_eval
-
-
-def run_device(cfg: Config) -> torch.device:
-    """The run's device if this machine has it, else the CPU (a GPU run can be evaluated on a laptop)."""
-    name = cfg.train.device
-    return torch.device(name if name == "cpu" or (name.startswith("cuda") and torch.cuda.is_available()) else "cpu")
-
-
-def load_run_model(run_dir: Path, cfg: Config, step: int | None = None
-                   ) -> tuple[GroundTruthData, torch.nn.Module, dict[str, Any]]:
-    """The run's data, and its model on `run_device` with the weights of checkpoint `step` (the latest if None);
-    the checkpoint's state comes third."""
-    set_threads(cfg.train.threads)
-    data = load_data(cfg)
-    model = make_model(cfg, data).to(run_device(cfg))
-    meta = load_checkpoint(Path(run_dir) / "checkpoints", model, step=step)
-    return data, model, meta
-
-
-def evaluate_run(run_dir: str | Path, step: int | None = None, *, dci_predictor: str = "gbt",
-                 factorvae_votes: int = 10_000) -> tuple[dict[str, float], Path]:
-    """Every metric for a saved checkpoint of a run (the latest unless `step` is given) on its evaluation set."""
-    run_dir = Path(run_dir).expanduser()
-    if not run_dir.is_dir():
-        raise UserError(f"no run directory {run_dir}")
-    cfg = config_mod.load(run_dir / "config.yaml")
-    data, model, meta = load_run_model(run_dir, cfg, step)
-    device = run_device(cfg)
-    out_dir = run_dir / "eval" / f"step_{meta['step']}"
-    metrics = evaluate(model, data, eval_indices(len(data), cfg.data.num_eval, cfg.data.seed), step=meta["step"],
-                       out_dir=out_dir, batch_size=cfg.eval.batch_size, device=device,
-                       figures=cfg.eval.figures, traversal_values=cfg.eval.traversal_values,
-                       extended={"dci_predictor": dci_predictor, "factorvae_votes": factorvae_votes})
-    return metrics, out_dir

@@ -1,10 +1,7 @@
-"""Objectives (one file each) and the registries that name them."""
+"""Objectives, one file each, behind one registry: build_model, list_models, register, LatentModel."""
 
 from . import ae, infogan, qlae, vae, vqvae  # noqa: F401  (registers the models)
-from .base import Autoencoder, clip_gradients, make_optimizer, param_groups
-from .infogan import InfoWGAN, make_gan_optimizers
-from .registry import GAN_MODELS, MODELS, ModelParts, build_gan, build_model, lookup, model_names, register
+from .base import LatentModel
+from .registry import ModelParts, build_model, get_spec, list_models, register
 
-__all__ = ["GAN_MODELS", "MODELS", "Autoencoder", "InfoWGAN", "ModelParts", "build_gan", "build_model",
-           "clip_gradients", "lookup", "make_gan_optimizers", "make_optimizer", "model_names",
-           "param_groups", "register"]
+__all__ = ["LatentModel", "ModelParts", "build_model", "get_spec", "list_models", "register"]

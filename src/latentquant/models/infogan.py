@@ -13,27 +13,27 @@ codebooks, so the codebooks learn in the generator step (the generator optimizer
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 from torch import Tensor, nn
 
-from ..latents import UniformPrior
-from ..nets import CriticEncoder, StyleDecoder
-from ..quantize import ScalarQuantizer
-from .base import LatentModel, Reconstruction, bce_per_pixel, make_optimizer, weighted_sum
-from .registry import GAN_MODELS, ModelParts, register
+from ..modules.latents import UniformPrior
+from ..modules.networks import CriticEncoder, StyleDecoder
+from ..modules.quantizers import ScalarQuantizer
+from .base import LatentModel, Reconstruction, bce_per_pixel, weighted_sum
+from .optim import make_optimizer, step_on
+from .registry import ModelParts, register
+
+GENERATOR_PERIOD = 5  # one generator step after every fifth critic step: (step + 1) % 5 == 0
+BETAS = (0.0, 0.9)
 
 
-class InfoWGAN(LatentModel, nn.Module):
+class InfoWGAN(LatentModel):
     """Critic-encoder, latent module (with a `sample` prior) and generator, with the loss weights.
 
     ``weights`` keys: value, gradient_penalty, latent, and each term the latent module returns
-    (quantization, commitment for the quantized variant).
+    (quantization, commitment for the quantized variant). `train.steps` counts critic steps, as the
+    reference's `num_steps`.
     """
-
-    # The evaluation's encoder-based traversals make little sense for a GAN; gan.py sweeps the prior instead.
-    encoder_traversals = False
 
     def __init__(self, encoder: CriticEncoder, latent: nn.Module, generator: StyleDecoder,
                  weights: dict[str, float]) -> None:
@@ -47,7 +47,6 @@ class InfoWGAN(LatentModel, nn.Module):
     def decoder(self) -> nn.Module:
         """The generator is the decoder of the evaluation interface (LatentModel)."""
         return self.generator
-
     def sample_prior(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
         device = next(self.generator.parameters()).device
         return self.latent.sample(batch_size, generator).to(device)
@@ -94,28 +93,50 @@ class InfoWGAN(LatentModel, nn.Module):
         terms["value"] = -value.mean()
         return weighted_sum(self.weights, terms)
 
-    def objective(self, x: Tensor, out: Reconstruction) -> tuple[Tensor, dict[str, Tensor]]:
+    def configure_optimizers(self, *, lr: float, weight_decay: float, fused: bool | None = None
+                             ) -> dict[str, torch.optim.Optimizer]:
+        """The reference's two optimizers: the encoder (trunk, both heads) and {generator, latent}."""
+        kwargs = dict(lr=lr, weight_decay=weight_decay, betas=BETAS, fused=fused)
+        return {"encoder": make_optimizer(self, only=["encoder"], **kwargs),
+                "generator": make_optimizer(self, only=["generator", "latent"], **kwargs)}
+
+    def train_step(self, x: Tensor, step: int, optimizers: dict[str, torch.optim.Optimizer], *, clip: float,
+                   rng: torch.Generator) -> dict[str, Tensor]:
+        loss, terms = self.critic_loss(x, rng)
+        step_on(optimizers["encoder"], loss, clip)
+        logged = {f"critic/{k}": v for k, v in terms.items()}
+        if (step + 1) % GENERATOR_PERIOD == 0:
+            # The reference's generator step takes the real batch only for its size.
+            loss, terms = self.generator_loss(x.shape[0], rng)
+            step_on(optimizers["generator"], loss, clip)
+            logged.update({f"generator/{k}": v for k, v in terms.items()})
+        return logged
+
+    def compile_for_training(self) -> None:
+        # The gradient penalty differentiates the critic twice, which torch.compile does not support;
+        # the generator (a forward pass in both steps) is what compiles.
+        self.generator.compile()
+
+    def eval_terms(self, x: Tensor, out: Reconstruction) -> dict[str, Tensor]:
         """Reconstruction terms for evaluation only; the GAN never trains on them."""
-        bce = bce_per_pixel(out.logits, x)
-        terms = {"bce": bce.detach(), **{k: v.detach() for k, v in out.latent.losses.items()}}
-        return bce, terms
+        return {"bce": bce_per_pixel(out.logits, x).detach(), **{k: v.detach() for k, v in out.latent.losses.items()}}
 
+    def traversal_start(self, x: Tensor, rng: torch.Generator) -> Tensor:
+        """A prior draw: a GAN's traversals show what the generator does, not what an encoding decodes to."""
+        return self.sample_prior(1, rng)
 
-def make_gan_optimizers(model: InfoWGAN, *, lr: float, weight_decay: float, betas=(0.0, 0.9),
-                        fused: bool | None = None) -> dict[str, torch.optim.Optimizer]:
-    """The reference's two optimizers: the encoder (trunk, both heads) and {generator, latent}."""
-    kwargs = dict(lr=lr, weight_decay=weight_decay, betas=betas, fused=fused)
-    return {"encoder": make_optimizer(model, only=["encoder"], **kwargs),
-            "generator": make_optimizer(model, only=["generator", "latent"], **kwargs)}
+    def samples(self, n: int, rng: torch.Generator) -> Tensor | None:
+        return self.fake(self.sample_prior(n, rng))
 
 
 def build_infowgan(parts: ModelParts, num_latents: int, *, quantized: bool = False, num_values: int = 10,
                    learn_values: bool = True, lambda_gp: float = 10.0, lambda_latent: float = 200.0,
-                   lambda_value: float = 1.0, lambda_quant: float = 0.01, lambda_commit: float = 0.01,
-                   **_: object) -> InfoWGAN:
+                   lambda_value: float = 1.0, lambda_quant: float = 0.01, lambda_commit: float = 0.01) -> InfoWGAN:
+    """`quantized`: QLInfoWGAN-GP (scalar codebooks, prior sampled from them); else a U[0, 1) prior, and the
+    codebook keys are not hyperparameters of the model (see the registrations below)."""
     latent = ScalarQuantizer(num_latents, num_values, learn_values=learn_values) if quantized \
         else UniformPrior(num_latents)
-    encoder, generator = parts.make(latent.num_inputs, num_latents, critic=True)
+    encoder, generator = parts.critic(latent.num_inputs), parts.decoder(num_latents)
     weights = {"value": lambda_value, "gradient_penalty": lambda_gp, "latent": lambda_latent}
     if quantized:
         weights.update(quantization=lambda_quant, commitment=lambda_commit)
@@ -123,10 +144,10 @@ def build_infowgan(parts: ModelParts, num_latents: int, *, quantized: bool = Fal
 
 
 _GAN_TRAIN = dict(lr=2e-4, batch_size=64)
-_WEIGHTS = dict(lambda_gp=10.0, lambda_latent=200.0, lambda_value=1.0)
-_QL = dict(lambda_quant=0.01, lambda_commit=0.01, **_WEIGHTS)
-_build_ql = partial(build_infowgan, quantized=True)
-register("infowgan_gp", table=GAN_MODELS, train=_GAN_TRAIN, weight_decay=1e-4, **_WEIGHTS)(build_infowgan)
+_NOT_QUANTIZED = dict(quantized=False, num_values=10, learn_values=True, lambda_quant=0.01, lambda_commit=0.01)
+register("infowgan_gp", build_infowgan, family="gan", train=_GAN_TRAIN, weight_decay=1e-4, fixed=_NOT_QUANTIZED)
 # 1e-3 is the reference's tuned decay for most datasets (its default file says 1e-4); the paper's ablation drops it.
-register("qlinfowgan_gp", table=GAN_MODELS, train=_GAN_TRAIN, weight_decay=1e-3, **_QL)(_build_ql)
-register("qlinfowgan_gp_no_wd", table=GAN_MODELS, train=_GAN_TRAIN, weight_decay=0.0, **_QL)(_build_ql)
+register("qlinfowgan_gp", build_infowgan, family="gan", train=_GAN_TRAIN, weight_decay=1e-3,
+         fixed=dict(quantized=True))
+register("qlinfowgan_gp_no_wd", build_infowgan, family="gan", train=_GAN_TRAIN, weight_decay=0.0,
+         fixed=dict(quantized=True))

@@ -7,10 +7,8 @@ BCE + (d_z/d_x)·β·mean_j KL_j (= (BCE_sum + β·KL_sum)/d_x), β-TCVAE's is B
 
 from __future__ import annotations
 
-from torch import nn
-
-from ..latents import DiagonalGaussianLatent, TotalCorrelationLatent
-from .base import Autoencoder
+from ..modules.latents import DiagonalGaussianLatent, TotalCorrelationLatent
+from .autoencoder import Autoencoder
 from .registry import ModelParts, register
 
 
@@ -18,19 +16,22 @@ def _pixels(parts: ModelParts) -> int:
     return parts.in_channels * parts.image_size * parts.image_size
 
 
-@register("beta_vae", weight_decay=0.0, beta=1.0)
-def build_beta_vae(parts: ModelParts, num_latents: int, *, beta: float = 1.0, **_: object) -> nn.Module:
+def build_beta_vae(parts: ModelParts, num_latents: int, *, beta: float = 1.0) -> Autoencoder:
     latent = DiagonalGaussianLatent(num_latents)
-    encoder, decoder = parts.make(latent.num_inputs, num_latents)
-    return Autoencoder(encoder, latent, decoder, {"bce": 1.0, "kl": beta * num_latents / _pixels(parts)})
+    return Autoencoder(parts.encoder(latent.num_inputs), latent, parts.decoder(num_latents),
+                       {"bce": 1.0, "kl": beta * num_latents / _pixels(parts)})
 
 
-@register("beta_tcvae", weight_decay=0.0, lambda_mi=1.0, lambda_tc=1.0, lambda_dwkl=1.0)
-def build_beta_tcvae(parts: ModelParts, num_latents: int, *, dataset_size: int, lambda_mi: float = 1.0,
-                     lambda_tc: float = 1.0, lambda_dwkl: float = 1.0, **_: object) -> nn.Module:
-    latent = TotalCorrelationLatent(num_latents, dataset_size)
-    encoder, decoder = parts.make(latent.num_inputs, num_latents)
+def build_beta_tcvae(parts: ModelParts, num_latents: int, *, lambda_mi: float = 1.0, lambda_tc: float = 1.0,
+                     lambda_dwkl: float = 1.0) -> Autoencoder:
+    if parts.dataset_size is None:
+        raise ValueError("beta_tcvae needs the dataset size (ModelParts.dataset_size)")
+    latent = TotalCorrelationLatent(num_latents, parts.dataset_size)
     d_x = _pixels(parts)
     weights = {"bce": 1.0, "kl": 0.0, "mutual_information": lambda_mi / d_x, "total_correlation": lambda_tc / d_x,
                "dimension_kl": lambda_dwkl / d_x}
-    return Autoencoder(encoder, latent, decoder, weights)
+    return Autoencoder(parts.encoder(latent.num_inputs), latent, parts.decoder(num_latents), weights)
+
+
+register("beta_vae", build_beta_vae, weight_decay=0.0)
+register("beta_tcvae", build_beta_tcvae, weight_decay=0.0)

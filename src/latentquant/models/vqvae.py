@@ -5,20 +5,17 @@ Evaluated on the integer code of each slot. `vqvae_wd` is the paper's "VQ-VAE w/
 
 from __future__ import annotations
 
-from torch import nn
-
-from ..quantize import VectorQuantizer
-from .base import Autoencoder
+from ..modules.quantizers import VectorQuantizer
+from .autoencoder import Autoencoder
 from .registry import ModelParts, register
 
 
-def _build(parts: ModelParts, num_latents: int, *, num_embeddings: int = 512, embedding_dim: int = 64,
-           lambda_quant: float = 1.0, lambda_commit: float = 0.25, **_: object) -> nn.Module:
+def build_vqvae(parts: ModelParts, num_latents: int, *, num_embeddings: int = 512, embedding_dim: int = 64,
+                lambda_quant: float = 1.0, lambda_commit: float = 0.25) -> Autoencoder:
     latent = VectorQuantizer(num_latents, num_embeddings, embedding_dim)
-    encoder, decoder = parts.make(latent.num_inputs, latent.num_inputs)
     weights = {"bce": 1.0, "quantization": lambda_quant, "commitment": lambda_commit}
-    return Autoencoder(encoder, latent, decoder, weights)
+    return Autoencoder(parts.encoder(latent.num_inputs), latent, parts.decoder(latent.num_inputs), weights)
 
 
-register("vqvae", weight_decay=0.0, lambda_quant=1.0, lambda_commit=0.25)(_build)
-register("vqvae_wd", weight_decay=0.01, lambda_quant=1.0, lambda_commit=0.25)(_build)
+register("vqvae", build_vqvae, weight_decay=0.0)
+register("vqvae_wd", build_vqvae, weight_decay=0.01)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from latentquant.nets import ImageEncoder, StyleDecoder, count_parameters, repeating_stack
+from latentquant.modules.networks import ImageEncoder, StyleDecoder, count_parameters, repeating_stack
 
 # Counted from the reference architecture (reference-implementation.md §4): ~3.68 M and ~3.97 M.
 REFERENCE_ENCODER_12 = 3.68e6

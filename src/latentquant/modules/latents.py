@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -29,10 +31,52 @@ class LatentOutput:
     indices: Tensor | None = None
 
 
-class ContinuousLatent(nn.Module):
-    """The identity latent of a plain autoencoder: the decoder sees the encoder output as it is."""
+@runtime_checkable
+class LatentModule(Protocol):
+    """What the loop, the evaluation and the report need of a latent module (besides ``forward``).
+
+    ``discrete``: the representation is a code (scored with discrete estimators). ``sweep(j, reps, n)``: the
+    values that latent j's traversal row decodes (a codebook, a range, a prior's support), or None when the
+    latent has no scalar axis (a VQ slot). ``codebook_sizes()``: the number of codes of each latent (None for
+    continuous latents); ``codebook_values()``: each latent's scalar codebook (None unless scalar-quantized).
+    """
+
+    discrete: bool
+    num_latents: int
+
+    @property
+    def num_inputs(self) -> int: ...
+
+    def sweep(self, j: int, representations: np.ndarray, n: int) -> Tensor | None: ...
+
+    def codebook_sizes(self) -> list[int] | None: ...
+
+    def codebook_values(self) -> list[Tensor] | None: ...
+
+
+def range_sweep(representations: np.ndarray, j: int, n: int) -> Tensor:
+    """`n` evenly spaced values between latent j's minimum and maximum over the evaluation set."""
+    lo, hi = representations[:, j].min(), representations[:, j].max()
+    return torch.linspace(float(lo), float(hi), n)
+
+
+class _Continuous:
+    """The latent-module hooks shared by continuous latents: a range sweep, no codebook."""
 
     discrete = False
+
+    def sweep(self, j: int, representations: np.ndarray, n: int) -> Tensor | None:
+        return range_sweep(representations, j, n)
+
+    def codebook_sizes(self) -> list[int] | None:
+        return None
+
+    def codebook_values(self) -> list[Tensor] | None:
+        return None
+
+
+class ContinuousLatent(_Continuous, nn.Module):
+    """The identity latent of a plain autoencoder: the decoder sees the encoder output as it is."""
 
     def __init__(self, num_latents: int) -> None:
         super().__init__()
@@ -48,6 +92,10 @@ class ContinuousLatent(nn.Module):
 
 class UniformPrior(ContinuousLatent):
     """InfoWGAN-GP's continuous latent: identity on encodings, prior U[0, 1)^d (not [-1, 1], as the reference)."""
+
+    def sweep(self, j: int, representations: np.ndarray, n: int) -> Tensor | None:
+        """The prior's support [0, 1) in `n` steps: a GAN's traversals start from a prior draw, not an encoding."""
+        return torch.arange(n) / n
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
         # Drawn on the CPU so a seeded CPU generator gives the same samples whatever the device.
@@ -66,14 +114,12 @@ def _gaussian_log_density(z: Tensor, mu: Tensor, log_sigma: Tensor) -> Tensor:
     return -0.5 * (math.log(2 * math.pi) + 2 * log_sigma + ((z - mu) * torch.exp(-log_sigma)).square())
 
 
-class DiagonalGaussianLatent(nn.Module):
+class DiagonalGaussianLatent(_Continuous, nn.Module):
     """The VAE posterior N(mu, sigma^2), sigma = softplus(raw) as the reference (no epsilon).
 
     Training decodes a reparameterised sample; evaluation (``model.eval()``) decodes mu, and the metrics
     always see mu. ``losses['kl']`` = mean_j KL(N(mu_j, sigma_j^2) || N(0, 1)), averaged over the batch.
     """
-
-    discrete = False
 
     def __init__(self, num_latents: int) -> None:
         super().__init__()

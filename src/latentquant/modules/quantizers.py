@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -69,6 +70,16 @@ class ScalarQuantizer(nn.Module):
     def codebook(self, j: int) -> Tensor:
         """The current values of latent j (without padding)."""
         return self.values[j, : self.num_values[j]]
+
+    def sweep(self, j: int, representations: np.ndarray, n: int) -> Tensor | None:
+        """Latent j's codebook values: a traversal row shows every value the decoder can receive."""
+        return self.codebook(j).detach()
+
+    def codebook_sizes(self) -> list[int] | None:
+        return list(self.num_values)
+
+    def codebook_values(self) -> list[Tensor] | None:
+        return [self.codebook(j).detach() for j in range(self.num_latents)]
 
     def quantize_indices(self, z: Tensor) -> Tensor:
         """Index of the nearest codebook value, per dimension: (B, D) long."""
@@ -132,7 +143,6 @@ class VectorQuantizer(nn.Module):
     """
 
     discrete = True
-    traversable = False  # a slot's code is a vector; there is no scalar axis to sweep (the reference skips it)
 
     def __init__(self, num_latents: int, num_embeddings: int = 512, embedding_dim: int = 64) -> None:
         super().__init__()
@@ -143,6 +153,16 @@ class VectorQuantizer(nn.Module):
     @property
     def num_inputs(self) -> int:
         return self.num_latents * self.embedding_dim
+
+    def sweep(self, j: int, representations: np.ndarray, n: int) -> Tensor | None:
+        """None: a slot's code is a vector, with no scalar axis to sweep (the reference skips its traversals)."""
+        return None
+
+    def codebook_sizes(self) -> list[int] | None:
+        return [self.num_embeddings] * self.num_latents  # every slot picks from one shared codebook
+
+    def codebook_values(self) -> list[Tensor] | None:
+        return None
 
     def forward(self, h: Tensor) -> LatentOutput:
         z = h.view(h.shape[0], self.num_latents, self.embedding_dim)

@@ -1,0 +1,55 @@
+"""The autoencoder every AE-family objective is made of: encoder -> latent module -> decoder.
+
+An objective is a set of loss weights over the terms that the parts produce: the reconstruction term
+(`bce`) and whatever the latent module returns (quantization, commitment, ...). So QLAE and AE differ
+only in their latent module and weights, and new objectives are new combinations, not new loops.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .base import LatentModel, Reconstruction, bce_per_pixel, weighted_sum
+from .optim import make_optimizer, step_on
+
+
+class Autoencoder(LatentModel):
+    """Encoder, latent module and decoder with the weights that make them an objective.
+
+    ``weights`` maps term names to multipliers: ``bce`` for reconstruction and any name that the latent
+    module returns in ``LatentOutput.losses``. A latent term without a weight is an error, so an
+    objective never silently drops a loss. One optimizer, one update per batch.
+    """
+
+    def __init__(self, encoder: nn.Module, latent: nn.Module, decoder: nn.Module, weights: dict[str, float]):
+        super().__init__()
+        self.encoder = encoder
+        self.latent = latent
+        self.decoder = decoder
+        self.weights = dict(weights)
+        self._loss = self.loss
+
+    def loss(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Weighted objective and its unweighted terms (detached) for logging."""
+        return self.objective(x, self(x))
+
+    def objective(self, x: Tensor, out: Reconstruction) -> tuple[Tensor, dict[str, Tensor]]:
+        """The loss of an already computed forward pass."""
+        return weighted_sum(self.weights, {"bce": bce_per_pixel(out.logits, x), **out.latent.losses})
+
+    def configure_optimizers(self, *, lr: float, weight_decay: float, fused: bool | None = None
+                             ) -> dict[str, torch.optim.Optimizer]:
+        return {"model": make_optimizer(self, lr=lr, weight_decay=weight_decay, fused=fused)}
+
+    def train_step(self, x: Tensor, step: int, optimizers: dict[str, torch.optim.Optimizer], *, clip: float,
+                   rng: torch.Generator) -> dict[str, Tensor]:
+        loss, terms = self._loss(x)
+        step_on(optimizers["model"], loss, clip)
+        return terms
+
+    def compile_for_training(self) -> None:
+        self._loss = torch.compile(self.loss)
+
+    def eval_terms(self, x: Tensor, out: Reconstruction) -> dict[str, Tensor]:
+        return self.objective(x, out)[1]
