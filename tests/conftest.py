@@ -1,13 +1,9 @@
-"""Shared fixtures: a tiny Shapes3D-format file and the overrides that make a run take seconds."""
+"""Fixtures only (helpers live in helpers.py): a tiny Shapes3D-format file and a tiny run's overrides."""
 
 import pytest
+from helpers import TINY
 
 from latentquant.data.shapes3d import write_shapes3d_h5
-
-# A 3-conv encoder on 32x32 images, one thread: a run of a few steps takes a second or two.
-TINY = ["model.widths=[8,16,16]", "model.blocks_per_stage=1", "model.dense=[32]", "data.image_size=32",
-        "train.batch_size=16", "data.num_eval=64", "eval.batch_size=32", "progress=false", "train.threads=1",
-        "train.log_every=2"]
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,7 @@ def test_exponent_without_dot_is_a_number():
 @pytest.mark.parametrize(
     "arg, message",
     [
-        ("model.bogus=1", "unknown config key 'model.bogus'"),
+        ("model.bogus=1", "model qlae takes no key 'model.bogus'; its own keys: model.num_values"),
         ("nothing.here=1", "unknown config key 'nothing.here'"),
         ("train.steps=abc", "train.steps expects an integer"),
         ("train.steps=1.5", "train.steps expects an integer"),

@@ -9,12 +9,13 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from latentquant import config
-from latentquant import gan as gan_mod
+from latentquant import config, runs
 from latentquant import train as train_mod
 from latentquant.data.shapes3d import write_shapes3d_h5
 from latentquant.modules.latents import UniformPrior
-from latentquant.models import GAN_MODELS, MODELS, InfoWGAN, ModelParts, build_gan, clip_gradients, make_gan_optimizers
+from latentquant.models import ModelParts, build_model, get_spec, list_models, optim
+from latentquant.models.infogan import InfoWGAN
+from latentquant.models.optim import clip_gradients
 from latentquant.modules.networks import CriticEncoder, StyleDecoder, repeating_stack
 from latentquant.modules.quantizers import ScalarQuantizer
 
@@ -31,8 +32,8 @@ def tiny_images(n=16, seed=0):
 
 def make(name, seed=0, lr=2e-4, **hyper):
     torch.manual_seed(seed)
-    model = build_gan(name, PARTS, 4, **hyper)
-    return model, make_gan_optimizers(model, lr=lr, weight_decay=GAN_MODELS[name].defaults["weight_decay"])
+    model = build_model(name, PARTS, 4, **hyper)
+    return model, model.configure_optimizers(lr=lr, weight_decay=get_spec(name).weight_decay)
 
 
 def step(model, opts, x, rng, generator=True):
@@ -51,15 +52,15 @@ def step(model, opts, x, rng, generator=True):
 
 
 def test_models_build_with_reference_defaults():
-    assert {"infowgan_gp", "qlinfowgan_gp", "qlinfowgan_gp_no_wd"} <= set(GAN_MODELS)
-    assert not set(GAN_MODELS) & set(MODELS)
+    gans = {n for n in list_models() if get_spec(n).family == "gan"}
+    assert gans == {"infowgan_gp", "qlinfowgan_gp", "qlinfowgan_gp_no_wd"}
     plain, _ = make("infowgan_gp")
     ql, _ = make("qlinfowgan_gp")
     assert isinstance(plain.latent, UniformPrior) and isinstance(ql.latent, ScalarQuantizer)
     assert isinstance(plain.encoder, CriticEncoder) and isinstance(plain.generator, StyleDecoder)
     assert plain.weights == {"value": 1.0, "gradient_penalty": 10.0, "latent": 200.0}
     assert ql.weights == {**plain.weights, "quantization": 0.01, "commitment": 0.01}
-    wd = {n: GAN_MODELS[n].defaults["weight_decay"] for n in GAN_MODELS}
+    wd = {n: get_spec(n).weight_decay for n in gans}
     assert wd == {"infowgan_gp": 1e-4, "qlinfowgan_gp": 1e-3, "qlinfowgan_gp_no_wd": 0.0}
     z = plain.sample_prior(1000, torch.Generator().manual_seed(0))
     assert z.min() >= 0 and z.max() < 1 and abs(float(z.mean()) - 0.5) < 0.05
@@ -206,7 +207,7 @@ def test_killed_run_resumes_to_the_same_end(tiny_h5, tmp_path, monkeypatch):
     train_mod.train(config.resolve([*steps, f"run_dir={tmp_path / 'straight'}"]))
 
     calls = {"n": 0}
-    original = gan_mod.clip_gradients
+    original = optim.clip_gradients
 
     def crash(optimizer, clip):
         calls["n"] += 1
@@ -214,13 +215,13 @@ def test_killed_run_resumes_to_the_same_end(tiny_h5, tmp_path, monkeypatch):
             raise Crash()
         original(optimizer, clip)
 
-    monkeypatch.setattr(gan_mod, "clip_gradients", crash)
+    monkeypatch.setattr(optim, "clip_gradients", crash)
     with pytest.raises(Crash):
         train_mod.train(config.resolve([*steps, f"run_dir={tmp_path / 'killed'}"]))
-    monkeypatch.setattr(gan_mod, "clip_gradients", original)
-    assert train_mod.list_checkpoints(tmp_path / "killed" / "checkpoints") == [4]
+    monkeypatch.setattr(optim, "clip_gradients", original)
+    assert runs.RunDir(tmp_path / "killed").checkpoint_steps() == [4]
 
-    train_mod.train(train_mod.resolve_resume(config.Config(resume=str(tmp_path / "killed")), {}))
+    train_mod.train(config.resume(tmp_path / "killed"))
     a = load_file(tmp_path / "straight" / "checkpoints" / "step_12.safetensors")
     b = load_file(tmp_path / "killed" / "checkpoints" / "step_12.safetensors")
     assert a.keys() == b.keys()

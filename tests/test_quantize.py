@@ -95,3 +95,26 @@ def test_bad_shape_is_named():
         ScalarQuantizer(3)(torch.zeros(4, 2))
     with pytest.raises(ValueError, match="entries"):
         ScalarQuantizer(3, [2, 2])
+
+
+def test_global_quantizer_shares_one_codebook():
+    from latentquant.modules.quantizers import GlobalScalarQuantizer
+
+    q = GlobalScalarQuantizer(3, 5)
+    z = torch.tensor([[0.26, -0.4, 0.1], [0.0, 0.5, -0.26]])
+    out = q(z)
+    book = q.codebook(0).detach()
+    assert torch.equal(out.z_hat.detach(), book[(z[..., None] - book).abs().argmin(-1)])
+    out.losses["quantization"].backward()
+    assert q.values.grad.shape == (1, 5) and torch.count_nonzero(q.values.grad) > 0
+
+
+def test_vector_quantizer_snaps_slots_to_nearest_embedding():
+    from latentquant.modules.quantizers import VectorQuantizer
+
+    torch.manual_seed(0)
+    vq = VectorQuantizer(2, num_embeddings=8, embedding_dim=3)
+    target = vq.embeddings.detach()[[5, 2]]
+    out = vq((target + 0.01).flatten()[None])
+    assert out.indices.tolist() == [[5, 2]]
+    assert torch.allclose(out.z_hat.view(2, 3), target)

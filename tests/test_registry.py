@@ -14,19 +14,20 @@ from safetensors.numpy import load_file
 
 from latentquant import config, runs
 from latentquant import train as train_mod
-from latentquant.models import GAN_MODELS, model_names
+from helpers import TINY
+from latentquant.build import load_data, make_model
+from latentquant.checkpoint import load_checkpoint
+from latentquant.models import get_spec, list_models
 
 STEPS = 24
 # The loss that must fall: reconstruction for autoencoders; for GANs the latent-prediction term, which both
 # of their steps train (the adversarial terms need far more than 24 steps to mean anything).
-FALLING = {name: "critic/latent" if name in GAN_MODELS else "bce" for name in model_names()}
+FALLING = {name: "critic/latent" if get_spec(name).family == "gan" else "bce" for name in list_models()}
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_h5):
     """name -> run directory of a finished tiny run (trained once per module, shared by the tests)."""
-    from conftest import TINY
-
     root = tmp_path_factory.mktemp("registry")
     cache: dict[str, object] = {}
 
@@ -45,10 +46,10 @@ def trained(tmp_path_factory, tiny_h5):
 
 def test_registry_names_every_model():
     assert {"ae", "beta_vae", "beta_tcvae", "bio_ae", "vqvae", "vqvae_wd", "qlae", "qlae_global", "qlae_no_wd",
-            "qlae_fixed", "infowgan_gp", "qlinfowgan_gp", "qlinfowgan_gp_no_wd"} <= set(model_names())
+            "qlae_fixed", "infowgan_gp", "qlinfowgan_gp", "qlinfowgan_gp_no_wd"} <= set(list_models())
 
 
-@pytest.mark.parametrize("name", model_names())
+@pytest.mark.parametrize("name", list_models())
 def test_trains_with_falling_loss_and_evaluates(name, trained):
     run = trained(name)
     log = runs.read_log(run)
@@ -61,7 +62,7 @@ def test_trains_with_falling_loss_and_evaluates(name, trained):
     assert 0.0 <= final["infom"] <= 1.0 and final["active_latents"] >= 1
 
 
-@pytest.mark.parametrize("name", model_names())
+@pytest.mark.parametrize("name", list_models())
 def test_restart_from_checkpoint_ends_identical(name, trained, tmp_path):
     straight = trained(name)
     restarted = tmp_path / "restarted"
@@ -69,7 +70,7 @@ def test_restart_from_checkpoint_ends_identical(name, trained, tmp_path):
     for suffix in ("safetensors", "json"):
         (restarted / "checkpoints" / f"step_{STEPS}.{suffix}").unlink()
     assert runs.last_checkpoint(restarted) == STEPS // 2 and runs.run_state(restarted) == "finished"
-    train_mod.train(train_mod.resolve_resume(config.Config(resume=str(restarted)), {}))
+    train_mod.train(config.resume(restarted))
     a = load_file(straight / "checkpoints" / f"step_{STEPS}.safetensors")
     b = load_file(restarted / "checkpoints" / f"step_{STEPS}.safetensors")
     assert a.keys() == b.keys() and any(k.startswith("model.") for k in a)
@@ -77,13 +78,13 @@ def test_restart_from_checkpoint_ends_identical(name, trained, tmp_path):
         assert np.array_equal(a[key], b[key]), key
     # reloading the checkpoint into a fresh model gives the same outputs as the model that wrote it
     cfg = runs.read_config(straight)
-    data = train_mod.load_data(cfg)
+    data = load_data(cfg)
     x = torch.from_numpy(data.images[:8]).permute(0, 3, 1, 2).float() / 255
     outputs = []
     for run_dir in (straight, restarted):
         torch.manual_seed(123)  # a different init each time would hide a partial load
-        model = train_mod.make_model(runs.read_config(run_dir), data)
-        train_mod.load_checkpoint(run_dir / "checkpoints", model)
+        model = make_model(runs.read_config(run_dir), data)
+        load_checkpoint(run_dir / "checkpoints", model)
         model.eval()
         with torch.no_grad():
             z = model.encode(x).z_hat

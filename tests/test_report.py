@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from helpers import TINY
 
 from latentquant import config, runs
 from latentquant import train as train_mod

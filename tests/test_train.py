@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY
+from helpers import TINY
 from safetensors.numpy import load_file
 
 from latentquant import config
 from latentquant import train as train_mod
+from latentquant.models import optim
 
 
 def tiny_config(tiny_h5, run_dir, *extra):
@@ -46,7 +47,7 @@ def test_killed_run_resumes_to_the_same_end(tiny_h5, tmp_path, monkeypatch):
     train_mod.train(tiny_config(tiny_h5, tmp_path / "straight", *steps))
 
     calls = {"n": 0}
-    original = train_mod.clip_gradients
+    original = optim.clip_gradients
 
     def crash_on_seventh_step(optimizer, clip):
         calls["n"] += 1
@@ -54,13 +55,13 @@ def test_killed_run_resumes_to_the_same_end(tiny_h5, tmp_path, monkeypatch):
             raise Crash()
         original(optimizer, clip)
 
-    monkeypatch.setattr(train_mod, "clip_gradients", crash_on_seventh_step)
+    monkeypatch.setattr(optim, "clip_gradients", crash_on_seventh_step)
     with pytest.raises(Crash):
         train_mod.train(tiny_config(tiny_h5, tmp_path / "killed", *steps))
-    monkeypatch.setattr(train_mod, "clip_gradients", original)
+    monkeypatch.setattr(optim, "clip_gradients", original)
     assert not (tmp_path / "killed" / "checkpoints" / "step_8.json").exists()
 
-    resumed = train_mod.resolve_resume(config.Config(resume=str(tmp_path / "killed")), {})
+    resumed = config.resume(tmp_path / "killed")
     train_mod.train(resumed)
 
     a = load_file(tmp_path / "straight" / "checkpoints" / "step_12.safetensors")
@@ -88,7 +89,7 @@ def run_cli(*args, cwd):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["model.nope=1"], "unknown config key 'model.nope'"),
+        (["model.nope=1"], "takes no key 'model.nope'"),
         (["train.steps=ten"], "train.steps expects an integer"),
         (["data.path=/no/such/3dshapes.h5"], "/no/such/3dshapes.h5"),
     ],

@@ -41,6 +41,13 @@ class ModelConfig:
     # The chosen model's own hyperparameters (model.<key> on the command line and in config.yaml).
     hyper: dict[str, Any] = field(default_factory=dict)
 
+    def __getattr__(self, name: str) -> Any:
+        # cfg.model.lambda_gp reads a hyperparameter as cfg.model.widths reads a shared key.
+        hyper = self.__dict__.get("hyper") or {}
+        if name in hyper:
+            return hyper[name]
+        raise AttributeError(f"model {self.__dict__.get('name')!r} has no key {name!r}")
+
 
 @dataclass
 class DataConfig:
@@ -364,8 +371,8 @@ def validate(cfg: Config) -> None:
     for key, ok in positive.items():
         if not ok:
             raise UserError(f"{key} must be positive")
-    if not (math.isfinite(cfg.train.lr) and 0 < cfg.train.lr <= 10):
-        raise UserError(f"train.lr must be a finite number in (0, 10], got {cfg.train.lr}")
+    if not (math.isfinite(cfg.train.lr) and cfg.train.lr > 0):
+        raise UserError(f"train.lr must be a finite positive number, got {cfg.train.lr}")
     if not (math.isfinite(cfg.train.clip) and cfg.train.clip >= 0):
         raise UserError(f"train.clip must be a finite number >= 0 (0: no clipping), got {cfg.train.clip}")
     if cfg.train.threads < 0:

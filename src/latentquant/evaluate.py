@@ -199,9 +199,11 @@ def _clean(value: Any) -> Any:
 
 
 def _write_metrics(out_dir: Path, metrics: dict[str, Any], scores: dict[str, Any]) -> None:
-    from .fsio import atomic_write_text, safe_mkdir
+    from .fsio import atomic_write_text
 
-    safe_mkdir(out_dir)
+    if out_dir.is_symlink():
+        raise UserError(f"{out_dir} is a symbolic link: refusing to write an evaluation through it")
+    out_dir.mkdir(parents=True, exist_ok=True)
     record = {**{k: _clean(v) for k, v in metrics.items()}, "nmi": np.asarray(scores["nmi"]).tolist(),
               "active": np.asarray(scores["active_latents"]).tolist()}
     atomic_write_text(out_dir / "metrics.json", json.dumps(record, indent=1, allow_nan=False))

@@ -1,0 +1,36 @@
+"""Shared test helpers: tiny images and datasets, tiny model parts, the overrides of a seconds-long run."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from latentquant.data import GroundTruthData
+from latentquant.models import ModelParts
+from latentquant.modules.networks import repeating_stack
+
+# A 3-conv encoder on 32x32 images, one thread: a run of a few steps takes a second or two.
+TINY = ["model.widths=[8,16,16]", "model.blocks_per_stage=1", "model.dense=[32]", "data.image_size=32",
+        "train.batch_size=16", "data.num_eval=64", "eval.batch_size=32", "progress=false", "train.threads=1",
+        "train.log_every=2"]
+
+# Parts of a two-stage network on 16x16 images for model-level tests (no data file needed).
+TINY_PARTS = ModelParts(in_channels=3, image_size=16, stack=repeating_stack((8, 16), per_stage=1), dense=(32,),
+                        dataset_size=1000)
+
+
+def tiny_images(n: int = 32, seed: int = 0) -> torch.Tensor:
+    """Blobs at random positions, (n, 3, 16, 16) in [0, 1]: something an autoencoder learns in a few steps."""
+    g = torch.Generator().manual_seed(seed)
+    pos = torch.randint(2, 14, (n, 2), generator=g)
+    yy, xx = torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij")
+    d = (yy[None] - pos[:, 0, None, None]) ** 2 + (xx[None] - pos[:, 1, None, None]) ** 2
+    blob = torch.exp(-d / 6.0)
+    return torch.stack([blob, 1 - blob, 0.5 * blob], dim=1)
+
+
+def tiny_data(n: int = 40, seed: int = 0) -> GroundTruthData:
+    """`tiny_images` as a uint8 dataset with two random 3-valued factors."""
+    images = (tiny_images(n, seed).permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
+    factors = np.random.default_rng(seed).integers(0, 3, size=(n, 2))
+    return GroundTruthData("tiny", images, factors, ["a", "b"], [3, 3], [np.arange(3.0), np.arange(3.0)])
