@@ -98,6 +98,9 @@ class RunDir:
         run = cls(path)
         if not run.config.is_file():
             raise UserError(f"{run.path} is not a run directory (no config.yaml)")
+        for part in (run.config, run.log, run.tensorboard, run.checkpoints, run.path / "eval"):
+            if part.is_symlink():  # a write through it would land outside the run
+                raise UserError(f"{part} is a symbolic link: a run directory's own files must be inside it")
         run.acquire()
         run.check_writable()
         return run
