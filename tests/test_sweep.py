@@ -1,9 +1,10 @@
 """`latentquant sweep`: grid expansion, local and Ray trials, failures, resuming a killed sweep, stopping a
-sweep (its trials go with it)."""
+sweep (its trials go with it), trials another process is writing."""
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +16,8 @@ from latentquant import cli, config, runs
 from latentquant import sweep as sweep_mod
 from latentquant import train as train_mod
 from latentquant.errors import UserError
-from latentquant.sweep import Trial, expand, load_trials, run_sweep, split_values
+from latentquant.lock import lock_holder
+from latentquant.sweep import Trial, exit_code, expand, load_trials, run_sweep, split_values
 
 FAST = ["train.eval_every=100", "train.eval_early=false", "eval.figures=false"]
 LINUX = sys.platform.startswith("linux")
@@ -265,3 +267,36 @@ def test_a_trial_that_ignores_sigterm_is_killed(monkeypatch):
     finally:
         _end_session(proc)
         proc.stdout.close()
+
+
+# Holds the RunLock of argv[1] until killed, as a trainer writing that run would; "held" once it does.
+HOLD = "import sys, time; from latentquant.lock import RunLock; RunLock(sys.argv[1]).acquire(); " \
+       "print('held', flush=True); time.sleep(120)"
+
+
+@pytest.mark.slow
+def test_resume_does_not_start_a_trial_another_process_is_writing(tiny_args, tmp_path):
+    out = tmp_path / "sweep"
+    trials = expand(["seed=1,2", *tiny_args, "train.steps=2", *FAST])
+    writer = subprocess.Popen([sys.executable, "-c", HOLD, str(out / "seed=2")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "held\n"
+        lines: list[str] = []
+        results = run_sweep(out, trials, resume=True, echo=lines.append)
+        holder = lock_holder(out / "seed=2")
+    finally:
+        writer.kill()
+        writer.wait()
+        writer.stdout.close()
+    assert results == {"seed=1": "finished", "seed=2": "busy"} and exit_code(results) == 1
+    assert holder["pid"] == writer.pid
+    where = f"pid {writer.pid} on {socket.gethostname()}"
+    assert any(line.endswith(f"seed=2 running elsewhere ({where}): not started") for line in lines)
+    assert lines[-2:] == [f"sweep {out}: 1 finished, 0 failed, 1 running elsewhere",
+                          f"still being written by another process: seed=2 ({where}); once they end, continue "
+                          f"with: latentquant sweep --resume --out {out}"]
+    status = json.loads((out / "status.json").read_text())
+    assert status["trials"]["seed=2"] == {"state": "busy", "holder": holder}
+    assert status["counts"]["busy"] == 1 and status["counts"]["finished"] == 1
+    assert not (out / "seed=2" / "train.log").exists()  # never started
+    assert exit_code({"seed=1": "finished"}) == 0 and exit_code({"a": "finished", "b": "failed"}) == 1

@@ -16,7 +16,9 @@ resume=<run dir>` does.
 
 Trials do not outlive the sweep. On SIGTERM, SIGINT or SIGHUP it stops them (SIGTERM, then SIGKILL after
 a few seconds) and raises Interrupted; on Linux the kernel also sends each trial SIGTERM if the sweep dies
-without cleaning up (kill -9), elsewhere such a sweep can leave its trials running.
+without cleaning up (kill -9), elsewhere such a sweep can leave its trials running. A trial whose run
+directory another process is writing (it holds the directory's RunLock, see lock.py) is not started: it is
+reported as `busy`, running elsewhere, with that process's pid, and counts as not done.
 
 Backends: `local` runs `workers` subprocesses at a time on this machine; `ray` runs the same command as
 Ray tasks (at most `workers` in flight, `threads` CPUs each) on whatever node Ray picks, so the sweep
@@ -48,9 +50,10 @@ from . import config as config_mod
 from . import runs
 from .checkpoint import atomic_write_text
 from .errors import UserError
+from .lock import lock_holder
 
 BACKENDS = ("local", "ray")
-STATES = ("finished", "running", "failed", "pending", "interrupted")  # a trial's state in status.json
+STATES = ("finished", "running", "failed", "pending", "interrupted", "busy")  # a trial's state in status.json
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name))
 LOG = "train.log"
 _HEADER = "$ latentquant train "  # the first line of every attempt in train.log
@@ -248,6 +251,7 @@ def _run(args: list[str], run_dir: str) -> int:
 
 
 # ("running", name, pid or None) | ("ended", name, exit code) | ("error", name, message)
+# | ("busy", name, the lock holder's record): another process is writing the trial, so it was not started
 Event = tuple[str, str, Any]
 Job = tuple[str, list[str], str]  # (trial name, train arguments, run directory)
 
@@ -263,6 +267,10 @@ def _local(jobs: list[Job], workers: int, check: Callable[[], None]) -> Iterator
             check()
             while pending and len(procs) < workers:
                 name, args, run_dir = pending.pop(0)
+                holder = lock_holder(run_dir)
+                if holder is not None:
+                    yield ("busy", name, holder)
+                    continue
                 try:
                     procs[name] = _start(args, run_dir)
                 except Exception as e:  # e.g. the log cannot be written: report it rather than stop the sweep
@@ -302,8 +310,14 @@ def _ray(jobs: list[Job], workers: int, threads: int, address: str | None,
             check()
             while pending and len(inflight) < workers:
                 name, args, run_dir = pending.pop(0)
+                holder = lock_holder(run_dir)  # the sweep directory is on storage this node sees too
+                if holder is not None:
+                    yield ("busy", name, holder)
+                    continue
                 inflight[remote.remote(args, run_dir)] = name
                 yield ("running", name, None)
+            if not inflight:  # every trial left was busy
+                continue
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
             for ref in ready:
                 name = inflight.pop(ref)
@@ -347,7 +361,8 @@ class _Status:
         if note:
             s = int(time.monotonic() - self.t0)
             self.echo(f"[{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}] done {counts['finished']} · running "
-                      f"{counts['running']} · failed {counts['failed']} · pending {counts['pending']}   {name} {note}")
+                      f"{counts['running']} · failed {counts['failed']} · pending {counts['pending']}"
+                      + (f" · busy {counts['busy']}" if counts["busy"] else "") + f"   {name} {note}")
 
     def counts(self) -> dict[str, int]:
         states = [t["state"] for t in self.trials.values()]
@@ -358,6 +373,10 @@ def _summary(metrics: dict[str, Any] | None) -> str:
     if not metrics:
         return ""
     return f"(InfoM {metrics['infom']:.2f} InfoE {metrics['infoe']:.2f} InfoC {metrics['infoc']:.2f})"
+
+
+def _where(holder: dict[str, Any]) -> str:
+    return f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
 
 
 class Interrupted(KeyboardInterrupt):
@@ -397,11 +416,17 @@ def _stop_on_signals() -> Iterator[Callable[[], None]]:
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
+def exit_code(results: dict[str, str]) -> int:
+    """The command line's exit status for run_sweep's results: 0 if every trial finished, else 1."""
+    return 0 if all(state == "finished" for state in results.values()) else 1
+
+
 def run_sweep(out: Path, trials: list[Trial], *, workers: int = 1, threads: int | None = None,
               backend: str = "local", address: str | None = None, resume: bool = False,
               echo: Callable[[str], None] = print) -> dict[str, str]:
-    """Run every trial in `out/<trial name>`; returns trial name -> "finished" | "failed".
+    """Run every trial in `out/<trial name>`; returns trial name -> "finished" | "failed" | "busy".
 
+    busy: another process holds the trial's RunLock (it is being written elsewhere), so it was not started.
     Raises Interrupted (a KeyboardInterrupt) after stopping the running trials if a stop signal arrives.
     """
     if workers < 1:
@@ -456,6 +481,9 @@ def run_sweep(out: Path, trials: list[Trial], *, workers: int = 1, threads: int 
                 if kind == "running":  # a local trial's pid, for users and for the tests that kill sweeps
                     status.set(name, "running", "started", **({"pid": value} if value else {}))
                     continue
+                if kind == "busy":
+                    status.set(name, "busy", f"running elsewhere ({_where(value)}): not started", holder=value)
+                    continue
                 if kind == "ended" and value == 0 and runs.run_state(run_dir) == "finished":
                     metrics = runs.final_metrics(run_dir)
                     status.set(name, "finished", f"finished {_summary(metrics)}", metrics=metrics)
@@ -475,6 +503,11 @@ def run_sweep(out: Path, trials: list[Trial], *, workers: int = 1, threads: int 
         raise
     results = {name: trial["state"] for name, trial in status.trials.items()}
     failed = [name for name, state in results.items() if state == "failed"]
-    echo(f"sweep {out}: {len(results) - len(failed)} finished, {len(failed)} failed"
-         + (f" ({', '.join(failed)})" if failed else ""))
+    busy = {name: trial["holder"] for name, trial in status.trials.items() if trial["state"] == "busy"}
+    echo(f"sweep {out}: {list(results.values()).count('finished')} finished, {len(failed)} failed"
+         + (f" ({', '.join(failed)})" if failed else "") + (f", {len(busy)} running elsewhere" if busy else ""))
+    if busy:
+        echo("still being written by another process: "
+             + ", ".join(f"{name} ({_where(holder)})" for name, holder in busy.items())
+             + f"; once they end, continue with: latentquant sweep --resume --out {out}")
     return results
