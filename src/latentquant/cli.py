@@ -193,10 +193,10 @@ def _sweep(args: argparse.Namespace) -> int:
     try:
         results = sweep.run_sweep(out, trials, workers=args.workers, threads=args.threads, backend=args.backend,
                                   address=args.address, resume=args.resume)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print(f"latentquant: interrupted; continue with: latentquant sweep --resume --out {out}", file=sys.stderr)
-        return 130
-    return 1 if "failed" in results.values() else 0
+        return 128 + getattr(e, "signum", 2)
+    return sweep.exit_code(results)
 
 
 def _print_trials(out, trials) -> None:
@@ -221,10 +221,12 @@ def _reproduce(args: argparse.Namespace) -> int:
     try:
         states = reproduce.reproduce(out, trials, workers=args.workers, threads=args.threads, backend=args.backend,
                                      address=args.address)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print(f"latentquant: interrupted; run the same command again to continue ({out})", file=sys.stderr)
-        return 130
-    return 1 if "failed" in states.values() else 0
+        return 128 + getattr(e, "signum", 2)
+    from .sweep import exit_code
+
+    return exit_code(states)
 
 
 def _add_pool_options(parser: argparse.ArgumentParser) -> None:

@@ -59,7 +59,7 @@ LOG = "train.log"
 _HEADER = "$ latentquant train "  # the first line of every attempt in train.log
 _MAX_NAME = 120  # well below the usual 255-byte limit on a file name
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-_GRACE_S = 5.0  # how long a stopped trial has to exit after SIGTERM before it gets SIGKILL
+_GRACE_S = 30.0  # a stopped trial finishes its step and saves a checkpoint; then SIGKILL
 _POLL_S = 0.1  # how often the local backend looks at its trials (and at stop signals)
 
 
