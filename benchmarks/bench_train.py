@@ -1,11 +1,13 @@
-"""Training throughput (images/s) of a full QLAE step: forward, backward, clip, AdamW.
+"""Training throughput (images/s) of a full training step (`model.train_step`: forward, backward, clip, AdamW).
 
 Measures, in one run on this machine: the paper architecture at batch 32 and 128, first as a plain eager
 PyTorch step (NCHW, default settings: the in-run baseline), then with latentquant's fast settings; and
 the CPU preset. Prints images/s, the ratio to the in-run baseline and to the authors' JAX implementation
 measured on the 2-core reference machine (6.9 images/s at batch 32, 5.7 at batch 128).
 
-    python benchmarks/bench_train.py [--steps 4] [--batches 32,128] [--threads 0] [--no-compile]
+    python benchmarks/bench_train.py [--steps 4] [--batches 32,128] [--threads 0] [--no-compile] [--model qlae]
+
+`--model` takes any registered model (a GAN's step is a critic step, and every fifth a generator step too).
 """
 
 from __future__ import annotations
@@ -17,27 +19,28 @@ import time
 import torch
 
 from latentquant import config
-from latentquant.models import ModelParts, build_model, clip_gradients, make_optimizer
+from latentquant.models import ModelParts, build_model, get_spec
 from latentquant.modules.networks import repeating_stack
 
 JAX_REFERENCE = {32: 6.9, 128: 5.7}  # images/s, idle 2-core machine, after 1-2 min of XLA compilation
 
 
-def make_step(parts: ModelParts, batch: int, *, channels_last: bool, compile_: bool, fused: bool):
+def make_step(parts: ModelParts, batch: int, *, channels_last: bool, compile_: bool, fused: bool,
+              model_name: str = "qlae"):
+    """The training loop's own step (model.train_step) on one fixed random batch."""
     torch.manual_seed(0)
-    model = build_model("qlae", parts, 12)
+    model = build_model(model_name, parts, 12)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
-    opt = make_optimizer(model, lr=1e-3, weight_decay=0.1, fused=fused)
+    optimizers = model.configure_optimizers(lr=1e-3, weight_decay=get_spec(model_name).weight_decay, fused=fused)
+    if compile_:
+        model.compile_for_training()
     x = torch.rand(batch, parts.in_channels, parts.image_size, parts.image_size).contiguous(memory_format=fmt)
-    loss_fn = torch.compile(model.loss) if compile_ else model.loss
+    rng = torch.Generator().manual_seed(0)
+    counter = iter(range(10**9))
 
     def step() -> None:
-        loss, _ = loss_fn(x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        clip_gradients(opt, 1.0)
-        opt.step()
+        model.train_step(x, next(counter), optimizers, clip=1.0, rng=rng)
 
     return step
 
@@ -57,6 +60,7 @@ def main() -> None:
     parser.add_argument("--batches", default="32,128")
     parser.add_argument("--threads", type=int, default=0, help="0: all cores")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (about a minute to compile)")
+    parser.add_argument("--model", default="qlae", help="any registered model (default qlae)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
@@ -70,10 +74,10 @@ def main() -> None:
         base = None
         for name, kw in variants:
             warmup = 2 if kw["compile_"] else 1  # compilation happens in the first steps, outside the timing
-            ips = images_per_second(make_step(paper, batch, **kw), batch, args.steps, warmup)
+            ips = images_per_second(make_step(paper, batch, model_name=args.model, **kw), batch, args.steps, warmup)
             base = base or ips
-            ref = JAX_REFERENCE.get(batch)
-            print(f"{'paper':<12} {batch:>5}  {name:<24} {ips:>9.1f} {ips / base:>10.2f}x "
+            ref = JAX_REFERENCE.get(batch) if args.model == "qlae" else None  # the reference ran QLAE
+            print(f"{args.model:<12} {batch:>5}  {name:<24} {ips:>9.1f} {ips / base:>10.2f}x "
                   f"{(f'{ips / ref:.1f}x' if ref else '-'):>10}")
     cpu = config.resolve([])
     stack = repeating_stack(cpu.model.widths, cpu.model.blocks_per_stage)
@@ -81,7 +85,8 @@ def main() -> None:
     batch = cpu.train.batch_size
     base = None
     for name, kw in variants:
-        ips = images_per_second(make_step(parts, batch, **kw), batch, args.steps * 8, 2 if kw["compile_"] else 1)
+        step = make_step(parts, batch, model_name=args.model, **kw)
+        ips = images_per_second(step, batch, args.steps * 8, 2 if kw["compile_"] else 1)
         base = base or ips
         print(f"{'cpu preset':<12} {batch:>5}  {name:<24} {ips:>9.1f} {ips / base:>10.2f}x {'-':>10}")
 

@@ -26,7 +26,8 @@ MODELS = ["ae", "beta_tcvae", "beta_vae", "bio_ae", "infowgan_gp", "qlae", "qlae
           "qlae_no_wd", "qlinfowgan_gp", "qlinfowgan_gp_no_wd", "vqvae", "vqvae_wd"]
 TINY = ["model.widths=[8,16,16]", "model.blocks_per_stage=1", "model.dense=[32]", "data.image_size=32",
         "train.batch_size=16", "data.num_eval=64", "eval.batch_size=32", "progress=false", "train.threads=1",
-        "train.steps=24", "train.checkpoint_every=12", "train.log_every=4", "train.eval_every=10", "train.lr=2e-3", "eval.figures=false"]
+        "train.steps=24", "train.checkpoint_every=12", "train.log_every=4", "train.eval_every=10", "train.lr=2e-3",
+        "eval.figures=false"]
 
 
 def machine() -> dict[str, str]:

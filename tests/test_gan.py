@@ -12,10 +12,10 @@ from torch import nn
 from latentquant import config, runs
 from latentquant import train as train_mod
 from latentquant.data.shapes3d import write_shapes3d_h5
-from latentquant.modules.latents import UniformPrior
 from latentquant.models import ModelParts, build_model, get_spec, list_models, optim
 from latentquant.models.infogan import InfoWGAN
 from latentquant.models.optim import clip_gradients
+from latentquant.modules.latents import UniformPrior
 from latentquant.modules.networks import CriticEncoder, StyleDecoder, repeating_stack
 from latentquant.modules.quantizers import ScalarQuantizer
 

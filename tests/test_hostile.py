@@ -42,7 +42,8 @@ def one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
 
 def digest(run: Path) -> dict[str, bytes]:
     """Every file of a run directory by relative path (to show that a refused command wrote nothing)."""
-    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file() and p.name != ".lock"}
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*"))
+            if p.is_file() and p.name != ".lock"}
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from helpers import TINY
 from safetensors.numpy import load_file
 
 from latentquant import config, runs
 from latentquant import train as train_mod
-from helpers import TINY
 from latentquant.build import load_data, make_model
 from latentquant.checkpoint import load_checkpoint
 from latentquant.models import get_spec, list_models

@@ -26,7 +26,6 @@ import yaml
 
 from .errors import UserError
 
-
 ARCHITECTURE_KEYS = ("widths", "blocks_per_stage", "dense")
 
 

@@ -28,6 +28,7 @@ from .errors import Interrupted, UserError
 from .evaluate import eval_indices, evaluate, to_input
 from .runs import Logger, RunDir
 
+
 def is_eval_step(step: int, total: int, every: int, early: bool = True) -> bool:
     """The reference's schedule: step 0, every `every` steps, the end; if `early`, every every/10 before."""
     if step == 0 or step == total or step % every == 0:

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .fsio import atomic_write
+
 
 def _pyplot():
     """pyplot on the Agg backend, imported on first use (matplotlib's import costs a second)."""
@@ -25,9 +27,11 @@ def _pyplot():
 
 
 def _save(fig, path: Path, dpi: int) -> None:
-    """Lay out, write and free a figure (pyplot keeps every open figure alive until it is closed)."""
+    """Lay out, write (atomically, never through a planted link) and free a figure (pyplot keeps every open
+    figure alive until it is closed)."""
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    with atomic_write(Path(path)) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
     _pyplot().close(fig)
 
 
@@ -50,7 +54,8 @@ def save_grid(images: np.ndarray, path: Path, *, scale: int = 2) -> None:
     img = Image.fromarray(grid)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    img.save(path)
+    with atomic_write(Path(path)) as tmp:
+        img.save(tmp, format="PNG")
 
 
 def save_nmi_heatmap(

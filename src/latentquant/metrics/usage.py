@@ -1,5 +1,7 @@
 """temporary"""
 import numpy as np
+
+
 def codebook_usage(indices: np.ndarray, num_values: list[int]) -> np.ndarray:
     """How often each codebook index is used, per latent.
 
