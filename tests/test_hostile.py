@@ -4,6 +4,8 @@ with one line (exit code 2) before anything is written. One test per case of the
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -11,6 +13,8 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +30,28 @@ from latentquant.errors import UserError
 STEPS = 6
 
 
-def run_cli(*args: str, cwd: Path, timeout: int = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "latentquant.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout)
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+def run_cli(*args: str, cwd: Path) -> Result:
+    """`latentquant ARGS` in this process (a subprocess would spend seconds importing torch each time)."""
+    out, err = io.StringIO(), io.StringIO()
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            code = cli.main(list(args))
+    finally:
+        os.chdir(here)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def one_line_error(proc: Result, *needles: str) -> None:
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     assert "Traceback" not in proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("latentquant: error:")]

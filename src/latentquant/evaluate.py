@@ -293,10 +293,10 @@ def latent_usage(model: LatentModel, data: GroundTruthData, indices: np.ndarray,
 # --- a saved run ----------------------------------------------------------------------------------------------
 
 
-def load_run_model(run_dir: str | Path, cfg: Config | None = None, step: int | None = None
-                   ) -> tuple[GroundTruthData, LatentModel, dict[str, Any]]:
+def load_run_model(run_dir: str | Path, cfg: Config | None = None, step: int | None = None,
+                   warn: Callable[[str], None] | None = None) -> tuple[GroundTruthData, LatentModel, dict[str, Any]]:
     """The run's data, and its model on `run_device` with the weights of checkpoint `step` (the latest intact one
-    if None), in eval mode; the checkpoint's state comes third."""
+    if None, after `warn`ing about each bad newer one), in eval mode; the checkpoint's state comes third."""
     from .build import load_data, make_model, run_device, set_threads
     from .checkpoint import load_checkpoint
     from .runs import RunDir
@@ -307,7 +307,7 @@ def load_run_model(run_dir: str | Path, cfg: Config | None = None, step: int | N
     data = load_data(cfg)
     model = make_model(cfg, data).to(run_device(cfg))
     meta = load_checkpoint(run.checkpoints, model, step=step, fallback=step is None,
-                           warn=lambda m: warnings.warn(m, stacklevel=2))
+                           warn=warn or (lambda m: warnings.warn(m, stacklevel=3)))
     model.eval()
     return data, model, meta
 
@@ -336,7 +336,12 @@ def evaluate_run(run_dir: str | Path, step: int | None = None, *, dci_predictor:
     if factorvae_votes < 0:
         raise UserError(f"factorvae_votes must be 0 (skip) or more, got {factorvae_votes}")
     run.check_writable()  # before minutes of metrics, not after
-    data, model, meta = load_run_model(run.path, cfg, step)
+    from .lock import busy_message, lock_holder
+
+    holder = lock_holder(run.path)
+    if holder is not None and on_warning is not None:
+        on_warning(f"{busy_message(run.path, holder)}: evaluating its latest checkpoint as it is now")
+    data, model, meta = load_run_model(run.path, cfg, step, warn=on_warning)
     out_dir = run.eval_dir(meta["step"])
     eval_cfg = replace(cfg.eval, dci_predictor=dci_predictor, factorvae_votes=factorvae_votes)
     metrics = evaluate(model, data, eval_indices(len(data), cfg.data.num_eval, cfg.data.seed), eval_cfg,
