@@ -1,7 +1,40 @@
-"""latentquant: disentangled representation learning through latent quantization, in PyTorch."""
+"""latentquant: disentangled representation learning through latent quantization, in PyTorch.
 
-from .modules.latents import ContinuousLatent, LatentOutput
-from .modules.quantizers import ScalarQuantizer
+The face of the library; everything else lives in its own module (`latentquant.metrics`, `latentquant.data`,
+`latentquant.models`, ...). Names other than the quantizer load on first use, so `latentquant --help` stays fast.
+"""
+
+from importlib import import_module
+from typing import Any
+
+from .modules.latents import LatentOutput as LatentOutput
+from .modules.quantizers import ScalarQuantizer as ScalarQuantizer
 
 __version__ = "0.1.0"
-__all__ = ["ContinuousLatent", "LatentOutput", "ScalarQuantizer", "__version__"]
+
+_LAZY = {
+    "build_model": ("models", "build_model"),  # name, parts, num_latents, **hyperparameters -> LatentModel
+    "list_models": ("models", "list_models"),
+    "load_config": ("config", "resolve"),  # key=value overrides -> a finished Config
+    "resume_config": ("config", "resume"),  # run directory + overrides -> the Config that continues it
+    "load_dataset": ("data", "load"),  # name, path=None, image_size=... -> GroundTruthData
+    "train": ("train", "train"),  # Config -> final metrics (writes the run directory)
+    "evaluate_run": ("evaluate", "evaluate_run"),  # run directory -> every metric and figure of a checkpoint
+    "RunDir": ("runs", "RunDir"),
+}
+
+__all__ = ["LatentOutput", "RunDir", "ScalarQuantizer", "__version__", "build_model", "evaluate_run", "list_models",
+           "load_config", "load_dataset", "resume_config", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'latentquant' has no attribute {name!r}")
+    module, attr = _LAZY[name]
+    value = getattr(import_module(f".{module}", __name__), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
