@@ -14,7 +14,9 @@ from latentquant import config, runs
 from latentquant import train as train_mod
 from latentquant.cli import main
 from latentquant.evaluate import to_input
-from latentquant.report import codebook_usage, latent_usage, load_model, metric_series, usage_entropy_bits, write_report
+from latentquant.evaluate import eval_indices, latent_usage, load_run_model
+from latentquant.experiments.report import metric_series, write_report
+from latentquant.metrics.usage import codebook_usage, usage_entropy_bits
 
 SECTIONS = ["Summary", "Training curves", "NMI heatmap", "Reconstructions", "Codebook usage", "Config"]
 IMAGE = "data:image/png;base64,"
@@ -88,8 +90,8 @@ def test_report_has_every_section_and_embeds_everything(qlae_run):
 def test_usage_counts_match_the_models_own_indices(qlae_run, tmp_path):
     page = write_report(qlae_run, out=tmp_path / "r.html").read_text()
     cfg = runs.read_config(qlae_run)
-    data, model = load_model(qlae_run, cfg, 4)
-    indices = train_mod.eval_indices(len(data), cfg.data.num_eval, cfg.data.seed)
+    data, model, _ = load_run_model(qlae_run, cfg, 4)
+    indices = eval_indices(len(data), cfg.data.num_eval, cfg.data.seed)
     with torch.no_grad():
         codes = model.encode(to_input(data.images[indices])).indices.numpy()
     n, d = codes.shape

@@ -8,7 +8,7 @@ import pytest
 from latentquant import runs
 from latentquant.cli import main
 from latentquant.errors import UserError
-from latentquant.reproduce import PAPER_MODELS, plan, reproduce
+from latentquant.experiments.reproduce import PAPER_MODELS, plan, reproduce
 
 
 def test_lookalike_grid_without_data():

@@ -13,11 +13,11 @@ import pytest
 from safetensors.numpy import load_file
 
 from latentquant import cli, config, runs
-from latentquant import sweep as sweep_mod
+from latentquant.experiments import sweep as sweep_mod
 from latentquant import train as train_mod
 from latentquant.errors import UserError
 from latentquant.lock import lock_holder
-from latentquant.sweep import Trial, exit_code, expand, load_trials, run_sweep, split_values
+from latentquant.experiments.sweep import Trial, exit_code, expand, load_trials, run_sweep, split_values
 
 FAST = ["train.eval_every=100", "train.eval_early=false", "eval.figures=false"]
 LINUX = sys.platform.startswith("linux")
@@ -163,7 +163,7 @@ def test_ray_backend_runs_trials_on_a_local_instance(tiny_args, tmp_path, capsys
 
 
 def test_core_does_not_import_ray():
-    code = "import sys, latentquant, latentquant.cli, latentquant.sweep; print('ray' in sys.modules)"
+    code = "import sys, latentquant, latentquant.cli, latentquant.experiments.sweep; print('ray' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
 

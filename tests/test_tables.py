@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from latentquant import config, tables
+from latentquant import config
+from latentquant.experiments import tables
 from latentquant.cli import main
 from latentquant.errors import UserError
-from latentquant.tables import Stat
+from latentquant.experiments.tables import Stat
 
 T2 = 4.302653  # t_{0.975, 2}: three runs
 T6 = 2.446912  # t_{0.975, 6}: the reference's 7 seeds

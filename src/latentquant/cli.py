@@ -57,7 +57,7 @@ def _warn(message: str) -> None:
 def _report(args: argparse.Namespace) -> int:
     import warnings
 
-    from .report import ReportWarning, write_report
+    from .experiments.report import ReportWarning, write_report
 
     with warnings.catch_warnings(record=True) as caught:  # our own warnings as one line each; library noise dropped
         warnings.simplefilter("always")
@@ -155,7 +155,7 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _table(args: argparse.Namespace) -> int:
-    from . import tables
+    from .experiments import tables
 
     collection = tables.collect_runs(args.paths, group_by=args.group_by)
     text = tables.render(tables.build_tables(collection, args.metrics, args.confidence), args.format)
@@ -181,7 +181,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from datetime import datetime
     from pathlib import Path
 
-    from . import sweep
+    from .experiments import sweep
 
     if args.resume and not args.out:
         raise UserError("--resume needs --out DIR: the sweep directory to continue")
@@ -209,7 +209,7 @@ def _print_trials(out, trials) -> None:
 def _reproduce(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from . import reproduce
+    from .experiments import reproduce
 
     paths = {name: getattr(args, name) for name in PAPER_DATASETS if getattr(args, name) is not None}
     models = tuple(args.models) if args.models else reproduce.PAPER_MODELS
@@ -224,7 +224,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as e:
         print(f"latentquant: interrupted; run the same command again to continue ({out})", file=sys.stderr)
         return 128 + getattr(e, "signum", 2)
-    from .sweep import exit_code
+    from .experiments.sweep import exit_code
 
     return exit_code(states)
 

@@ -26,9 +26,9 @@ from typing import Any
 
 from scipy import stats as scipy_stats
 
-from . import config as config_mod
-from . import runs
-from .errors import UserError
+from .. import config as config_mod
+from .. import runs
+from ..errors import UserError
 
 # Column label -> key in runs.final_metrics, in the order the columns appear.
 METRICS: dict[str, str] = {

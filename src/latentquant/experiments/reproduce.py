@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 from .sweep import Trial, check_trials, run_sweep
 
 # The rows of the paper's tables, in its order (reference-implementation.md §8, tables.py).
@@ -68,7 +68,7 @@ def reproduce(out: Path, trials: list[Trial], *, workers: int = 1, threads: int 
 def write_tables(out: Path) -> list[Path]:
     """tables.md, tables.tex and tables.csv in `out`, from every finished run below it."""
     from . import tables
-    from .checkpoint import atomic_write_text
+    from ..checkpoint import atomic_write_text
 
     built = tables.build_tables(tables.collect_runs([out]))
     written = []

@@ -46,11 +46,11 @@ from hashlib import sha1
 from pathlib import Path
 from typing import Any
 
-from . import config as config_mod
-from . import runs
-from .checkpoint import atomic_write_text
-from .errors import UserError
-from .lock import lock_holder
+from .. import config as config_mod
+from .. import runs
+from ..checkpoint import atomic_write_text
+from ..errors import UserError
+from ..lock import lock_holder
 
 BACKENDS = ("local", "ray")
 STATES = ("finished", "running", "failed", "pending", "interrupted", "busy")  # a trial's state in status.json

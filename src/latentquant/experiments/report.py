@@ -23,15 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, viz
-from .config import Config
-from .data import GroundTruthData
-from .errors import UserError
-from .evaluate import LatentUsage, eval_indices, evaluate, latent_usage, load_run_model
-from .fsio import atomic_write_text, read_regular
-from .metrics.usage import usage_entropy_bits
-from .models import LatentModel
-from .runs import RunDir
+from .. import __version__, viz
+from ..config import Config
+from ..data import GroundTruthData
+from ..errors import UserError
+from ..evaluate import LatentUsage, eval_indices, evaluate, latent_usage, load_run_model
+from ..fsio import atomic_write_text, read_regular
+from ..metrics.usage import usage_entropy_bits
+from ..models import LatentModel
+from ..runs import RunDir
 
 # The summary's first rows, in this order; any other score of the evaluation (DCI, MIG, ...) follows them.
 HEADLINE = {"infom": "InfoM", "infoe": "InfoE", "infoc": "InfoC", "psnr": "PSNR (dB)",
@@ -317,7 +317,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, step: int |
             body.append(_figures(shown, caption, run.path))
             body += ["<h2>Codebook usage</h2>", _note(why_no_model)]
         else:
-            from .build import run_device
+            from ..build import run_device
 
             assert step is not None
             indices = eval_indices(len(data), cfg.data.num_eval, cfg.data.seed)
