@@ -154,7 +154,7 @@ def test_continuous_and_vq_models_get_their_usage_section(model, shows, tiny_h5,
 def test_gan_report_shows_samples_prior_traversals_and_usage(tiny_h5, tmp_path):
     run = train_run(tiny_h5, tmp_path / "run", "model=qlinfowgan_gp", "train.steps=5")
     page = write_report(run).read_text()
-    assert headings(page) == ["Summary", "Training curves", "NMI heatmap", "Samples", "Prior traversals",
+    assert headings(page) == ["Summary", "Training curves", "NMI heatmap", "Samples", "Traversals",
                               "Reconstructions", "Codebook usage", "Config"]
     assert page.count(IMAGE) >= 8 and "critic/gradient_penalty" not in headings(page)
     table = usage_table(page)
