@@ -18,13 +18,15 @@ _LAZY = {
     "load_config": ("config", "resolve"),  # key=value overrides -> a finished Config
     "resume_config": ("config", "resume"),  # run directory + overrides -> the Config that continues it
     "load_dataset": ("data", "load"),  # name, path=None, image_size=... -> GroundTruthData
-    "train": ("train", "train"),  # Config -> final metrics (writes the run directory)
+    # Config -> final metrics (writes the run directory). Not named `train`: that is the loop's module, and a
+    # package attribute shared by a submodule and a function changes meaning once the submodule is imported.
+    "fit": ("train", "train"),
     "evaluate_run": ("evaluate", "evaluate_run"),  # run directory -> every metric and figure of a checkpoint
     "RunDir": ("runs", "RunDir"),
 }
 
-__all__ = ["LatentOutput", "RunDir", "ScalarQuantizer", "__version__", "build_model", "evaluate_run", "list_models",
-           "load_config", "load_dataset", "resume_config", "train"]
+__all__ = ["LatentOutput", "RunDir", "ScalarQuantizer", "__version__", "build_model", "evaluate_run", "fit",
+           "list_models", "load_config", "load_dataset", "resume_config"]
 
 
 def __getattr__(name: str) -> Any:

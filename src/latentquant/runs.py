@@ -83,7 +83,7 @@ class RunDir:
         try:
             run.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise UserError(f"cannot create the run directory {run.path}: {e.strerror or e}") from None
+            raise UserError(f"cannot write the run directory {run.path}: {e.strerror or e}") from None
         run.acquire()
         if run.config.exists():  # another process created it between the check and the lock
             run.release()

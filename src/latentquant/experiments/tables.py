@@ -158,6 +158,10 @@ def collect_runs(paths: Sequence[str | Path], group_by: Sequence[str] = ()) -> C
         key = tuple(_hashable(flat.get(k)) for k in (*GROUP_KEYS, *extra))
         groups.setdefault(key, []).append(final)
         configs.setdefault(key, []).append(flat)
+    for key in extra:
+        if groups and not any(key in flat for flats in configs.values() for flat in flats):
+            raise UserError(f"--group-by: unknown config key {key!r}: no finished run has it "
+                            "(e.g. model.weight_decay, train.steps)")
     if not groups:
         raise UserError(f"no finished run among the {len(found)} found (a run is finished once it has been "
                         "evaluated at its last step)")
