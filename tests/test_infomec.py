@@ -23,8 +23,8 @@ from latentquant.metrics import _mi, infomec, psnr
 # The module, not the function of the same name that the package exports.
 infomec_module = importlib.import_module("latentquant.metrics.infomec")
 
-# A copy of shared/golden/infomec (the reference code's values on fixed inputs), kept with the tests so
-# they never skip for want of the spec tree.
+# tests/golden/infomec: what the authors' standalone metrics/infomec.py returns on fixed inputs, kept with the tests
+# so they never skip.
 GOLDEN = Path(__file__).resolve().parent / "golden" / "infomec"
 GOLDEN_CASES = ["ideal_discrete", "entangled_discrete", "noisy_continuous"]
 PROPERTY = settings(max_examples=25, deadline=None, derandomize=True)

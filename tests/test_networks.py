@@ -3,7 +3,7 @@ import torch
 
 from latentquant.modules.networks import ImageEncoder, StyleDecoder, count_parameters, repeating_stack
 
-# Counted from the reference architecture (reference-implementation.md §4): ~3.68 M and ~3.97 M.
+# Counted from the authors' architecture (docs/models.md, "Networks"): ~3.68 M and ~3.97 M.
 REFERENCE_ENCODER_12 = 3.68e6
 REFERENCE_DECODER = 3.97e6
 

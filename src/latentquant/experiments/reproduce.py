@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import UserError
 from .sweep import Trial, check_trials, run_sweep
 
-# The rows of the paper's tables, in its order (reference-implementation.md §8, tables.py).
+# The rows of the paper's tables (Hsu et al. 2023, Tables 1-2), in its order; tables.py draws them.
 PAPER_MODELS = ("ae", "beta_vae", "beta_tcvae", "bio_ae", "qlae", "qlae_global", "qlae_no_wd", "vqvae_wd", "vqvae",
                 "infowgan_gp", "qlinfowgan_gp", "qlinfowgan_gp_no_wd")
 PAPER_DATASETS = ("shapes3d", "mpi3d", "falcor3d", "isaac3d")
