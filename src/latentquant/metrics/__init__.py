@@ -7,5 +7,7 @@ from latentquant.metrics.infomec import infomec
 from latentquant.metrics.mig import mig
 from latentquant.metrics.psnr import psnr
 from latentquant.metrics.sap import sap
+from latentquant.metrics.usage import codebook_usage, usage_entropy_bits
 
-__all__ = ["DatasetSampler", "FactorSampler", "dci", "dci_es", "factorvae_score", "infomec", "mig", "psnr", "sap"]
+__all__ = ["DatasetSampler", "FactorSampler", "codebook_usage", "dci", "dci_es", "factorvae_score", "infomec", "mig",
+           "psnr", "sap", "usage_entropy_bits"]
