@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from latentquant.metrics import _mi
+from . import _mi
 
 
 def as_matrix(values: np.ndarray, name: str, expected: str) -> np.ndarray:

@@ -8,12 +8,14 @@ so it takes a :class:`FactorSampler` rather than arrays. :class:`DatasetSampler`
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from latentquant.data.base import GroundTruthData
-from latentquant.metrics import _inputs
+from . import _inputs
+
+if TYPE_CHECKING:  # an annotation only: importing metrics must not import data/ (and everything it loads)
+    from ..data.base import GroundTruthData
 
 
 @runtime_checkable

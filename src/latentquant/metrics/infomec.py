@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse
 
-from latentquant.metrics import _inputs, _mi
+from . import _inputs, _mi
 
 Activity = Literal["reference", "training", "tripod"]
 _EPS = np.finfo(np.float64).eps
