@@ -21,55 +21,18 @@ import re
 import sys
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from latentquant.data._common import one_line
-from latentquant.data.base import GroundTruthData
-from latentquant.data.shapes3d import default_cache_dir
-from latentquant.errors import UserError
+from ..errors import UserError
+from ._common import check_image_size, default_cache_dir, grid_classes, grid_indices, one_line
+from .base import GroundTruthData
+from .catalog import FALCOR3D, ISAAC3D, DatasetSpec
 
-
-@dataclass(frozen=True)
-class NvlabsSpec:
-    """Factor grid and file names of one NVlabs dataset."""
-
-    name: str
-    title: str
-    factor_names: tuple[str, ...]
-    factor_sizes: tuple[int, ...]
-    labels_file: str
-
-    @property
-    def num_images(self) -> int:
-        return int(np.prod(self.factor_sizes))
-
-    def factor_values(self) -> list[np.ndarray]:
-        return [np.linspace(0.0, 1.0, m) for m in self.factor_sizes]
-
-
-FALCOR3D = NvlabsSpec(
-    name="falcor3d", title="Falcor3D",
-    factor_names=("lighting_intensity", "lighting_x", "lighting_y", "lighting_z", "camera_x", "camera_y",
-                  "camera_z"),
-    factor_sizes=(5, 6, 6, 6, 6, 6, 6),
-    labels_file="train-rec.labels",
-)
-# Column order of the official demo script (the README's prose order disagrees with its own index formula;
-# these sizes are the only ones that reproduce the formula's multipliers).
-ISAAC3D = NvlabsSpec(
-    name="isaac3d", title="Isaac3D",
-    factor_names=("object_shape", "robot_x", "robot_y", "camera_height", "object_scale", "lighting_intensity",
-                  "lighting_y", "object_color", "wall_color"),
-    factor_sizes=(3, 8, 5, 4, 4, 4, 6, 4, 4),
-    labels_file="labels.npy",
-)
-LABEL_FILES = ("train-rec.labels", "labels.npy")
+LABEL_FILES = (FALCOR3D.labels_file, ISAAC3D.labels_file)  # either is accepted in either folder
 LOOKALIKE_SUBSET = 20_000  # the full grids (233,280 / 737,280 PNGs) take too long to write by default
-NATIVE_SIZE = 128
 
 _LOOKALIKE_VERSION = 1  # bump when a renderer changes, so stale look-alike folders are not reused
 _GRID_TOLERANCE = 1e-4  # in class units: float64 linspace values are far closer than this
@@ -77,12 +40,6 @@ _PNG_NAME = re.compile(r"^(\d+)\.png$")
 _WORKERS = 2
 _CHUNK = 256  # PNGs per worker task: big enough to amortise pickling, small enough for steady progress
 _POOL_MIN = 1024  # below this, a process pool costs more than it saves
-
-
-def _check_image_size(image_size: object) -> int:
-    if isinstance(image_size, bool) or not isinstance(image_size, int | np.integer) or not 8 <= image_size <= 512:
-        raise UserError(f"image_size must be an integer between 8 and 512, got {image_size!r}")
-    return int(image_size)
 
 
 def _png_indices(images_dir: Path) -> np.ndarray:
@@ -100,7 +57,7 @@ def png_name(index: int) -> str:
     return f"{index:06d}.png"
 
 
-def labels_to_classes(labels: np.ndarray, spec: NvlabsSpec, source: str) -> np.ndarray:
+def labels_to_classes(labels: np.ndarray, spec: DatasetSpec, source: str) -> np.ndarray:
     """(N, K) normalised values -> class indices, refusing anything off the ``linspace(0, 1, m)`` grid."""
     classes = np.empty(labels.shape, dtype=np.int64)
     for k, (name, m) in enumerate(zip(spec.factor_names, spec.factor_sizes, strict=True)):
@@ -115,7 +72,7 @@ def labels_to_classes(labels: np.ndarray, spec: NvlabsSpec, source: str) -> np.n
     return classes
 
 
-def _read_labels(file: Path, spec: NvlabsSpec) -> np.ndarray:
+def _read_labels(file: Path, spec: DatasetSpec) -> np.ndarray:
     try:
         labels = np.load(file, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -130,7 +87,7 @@ def _read_labels(file: Path, spec: NvlabsSpec) -> np.ndarray:
     return labels
 
 
-def _find_labels(root: Path, spec: NvlabsSpec) -> Path | None:
+def _find_labels(root: Path, spec: DatasetSpec) -> Path | None:
     names = (spec.labels_file, *[n for n in LABEL_FILES if n != spec.labels_file])
     return next((root / n for n in names if (root / n).is_file()), None)
 
@@ -180,12 +137,12 @@ def _decode_all(paths: list[str], size: int, native: tuple[int, int], target: np
         consume(pool.imap(_decode_chunk, tasks))  # imap keeps order, so rows land where they belong
 
 
-def _cache_file(cache: Path, spec: NvlabsSpec, root: Path, n: int, size: int) -> Path:
+def _cache_file(cache: Path, spec: DatasetSpec, root: Path, n: int, size: int) -> Path:
     key = hashlib.sha256(f"{root.resolve()}|{n}|{size}".encode()).hexdigest()[:16]
     return cache / f"{spec.name}-{key}-n{n}-{size}px.npy"
 
 
-def _resized_images(root: Path, indices: np.ndarray, spec: NvlabsSpec, size: int, cache: Path) -> np.ndarray:
+def _resized_images(root: Path, indices: np.ndarray, spec: DatasetSpec, size: int, cache: Path) -> np.ndarray:
     """The (N, size, size, 3) uint8 images as a memory map, decoding into the cache on first use."""
     file = _cache_file(cache, spec, root, len(indices), size)
     if file.is_file():
@@ -222,14 +179,14 @@ def _resized_images(root: Path, indices: np.ndarray, spec: NvlabsSpec, size: int
     return np.load(file, mmap_mode="r")
 
 
-def read_nvlabs_folder(root: str | os.PathLike, spec: NvlabsSpec, image_size: int = 64,
+def read_nvlabs_folder(root: str | os.PathLike, spec: DatasetSpec, image_size: int = 64,
                        cache_dir: str | os.PathLike | None = None) -> GroundTruthData:
     """Read a folder in the official layout (``images/`` + labels file); images come back memory-mapped.
 
     Label rows may be any subset of the grid in any order; row i's image is ``images/<grid index>.png``.
     Without a labels file the factors come from the PNG names (with a warning).
     """
-    size = _check_image_size(image_size)
+    size = check_image_size(image_size, spec)
     root = Path(root)
     if not root.is_dir():
         what = "is a file, expected the folder holding images/" if root.exists() else "not found"
@@ -243,7 +200,7 @@ def read_nvlabs_folder(root: str | os.PathLike, spec: NvlabsSpec, image_size: in
     if labels_file is not None:
         labels = _read_labels(labels_file, spec)
         factors = labels_to_classes(labels, spec, str(labels_file))
-        indices = np.ravel_multi_index(tuple(factors.T), spec.factor_sizes).astype(np.int64)
+        indices = grid_indices(factors, spec.factor_sizes).astype(np.int64)
         unique, counts = np.unique(indices, return_counts=True)
         if (counts > 1).any():
             row = int(np.flatnonzero(indices == unique[np.argmax(counts > 1)])[1])
@@ -266,7 +223,7 @@ def read_nvlabs_folder(root: str | os.PathLike, spec: NvlabsSpec, image_size: in
         warnings.warn(f"{root}: no labels file ({' or '.join(LABEL_FILES)}); factors derived from the PNG "
                       "file-name indices (row-major grid order)", UserWarning, stacklevel=2)
         indices = present
-        factors = np.stack(np.unravel_index(indices, spec.factor_sizes), axis=1).astype(np.int64)
+        factors = grid_classes(indices, spec.factor_sizes)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     images = _resized_images(root, indices, spec, size, cache)
     return GroundTruthData(
@@ -275,16 +232,16 @@ def read_nvlabs_folder(root: str | os.PathLike, spec: NvlabsSpec, image_size: in
         factors=factors,
         factor_names=list(spec.factor_names),
         factor_sizes=list(spec.factor_sizes),
-        factor_values=spec.factor_values(),
+        factor_values=[v.copy() for v in spec.factor_values],
     )
 
 
-def _load(spec: NvlabsSpec, path: str | os.PathLike | None, image_size: int,
+def _load(spec: DatasetSpec, path: str | os.PathLike | None, image_size: int,
           cache_dir: str | os.PathLike | None, subset: int | None) -> GroundTruthData:
-    size = _check_image_size(image_size)
+    size = check_image_size(image_size, spec)
     if path is not None:
         return read_nvlabs_folder(path, spec, image_size=size, cache_dir=cache_dir)
-    from latentquant.data import render_nvlabs  # renderer only needed for the look-alike
+    from . import render_nvlabs  # renderer only needed for the look-alike
 
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     tag = "full" if subset is None else f"n{subset}"

@@ -15,14 +15,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from latentquant.data._common import grid_classes, subset_indices
-from latentquant.data.nvlabs import FALCOR3D, ISAAC3D, NATIVE_SIZE, NvlabsSpec, png_name
-from latentquant.errors import UserError
+from ..errors import UserError
+from ._common import grid_classes, subset_indices
+from .catalog import FALCOR3D, ISAAC3D, DatasetSpec
+from .nvlabs import png_name
 
 _BLOCK = 128  # images rendered per step: bounds float32 scratch memory (~100 MB at 128x128)
 
 
-def _check_classes(classes: np.ndarray, spec: NvlabsSpec) -> np.ndarray:
+def _check_classes(classes: np.ndarray, spec: DatasetSpec) -> np.ndarray:
     classes = np.asarray(classes)
     sizes = np.asarray(spec.factor_sizes)
     if classes.ndim != 2 or classes.shape[1] != len(sizes) or (classes < 0).any() or (classes >= sizes).any():
@@ -185,7 +186,7 @@ def _isaac_block(classes: np.ndarray, t: np.ndarray, size: int) -> np.ndarray:
     return _to_uint8(img)
 
 
-def render_falcor3d(classes: np.ndarray, image_size: int = NATIVE_SIZE) -> np.ndarray:
+def render_falcor3d(classes: np.ndarray, image_size: int = FALCOR3D.native_size) -> np.ndarray:
     """(n, 7) class indices in Falcor3D file order -> (n, S, S, 3) uint8 look-alike images."""
     classes = _check_classes(classes, FALCOR3D)
     t = classes / (np.asarray(FALCOR3D.factor_sizes) - 1.0)
@@ -195,7 +196,7 @@ def render_falcor3d(classes: np.ndarray, image_size: int = NATIVE_SIZE) -> np.nd
     return out
 
 
-def render_isaac3d(classes: np.ndarray, image_size: int = NATIVE_SIZE) -> np.ndarray:
+def render_isaac3d(classes: np.ndarray, image_size: int = ISAAC3D.native_size) -> np.ndarray:
     """(n, 9) class indices in Isaac3D file order -> (n, S, S, 3) uint8 look-alike images."""
     classes = _check_classes(classes, ISAAC3D)
     t = classes / (np.asarray(ISAAC3D.factor_sizes) - 1.0)
@@ -208,7 +209,7 @@ def render_isaac3d(classes: np.ndarray, image_size: int = NATIVE_SIZE) -> np.nda
 _RENDERERS = {"falcor3d": render_falcor3d, "isaac3d": render_isaac3d}
 
 
-def write_folder(spec: NvlabsSpec, root: str | os.PathLike, subset: int | None = None, seed: int = 0) -> Path:
+def write_folder(spec: DatasetSpec, root: str | os.PathLike, subset: int | None = None, seed: int = 0) -> Path:
     """Write the look-alike in the official layout: ``images/%06d.png`` (128x128) + the labels file.
 
     ``subset``: number of grid points drawn without replacement (seeded), kept in grid order; None writes
