@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from latentquant.data.catalog import FALCOR3D, ISAAC3D, DatasetSpec  # noqa: E402
-from latentquant.data.render_nvlabs import ISAAC_SHAPES, render_falcor3d, render_isaac3d  # noqa: E402
+from latentquant.data.lookalike.nvlabs import ISAAC_SHAPES, render_falcor3d, render_isaac3d  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent / "figures"
 COLS = 8

@@ -12,7 +12,7 @@ from . import load
 from .catalog import CATALOG, describe
 from .dsprites import write_dsprites_npz
 from .mpi3d import write_mpi3d_npz
-from .render_nvlabs import write_falcor3d_folder, write_isaac3d_folder
+from .nvlabs import write_falcor3d_folder, write_isaac3d_folder
 from .shapes3d import write_shapes3d_h5
 
 # Options that let `check` accept a file at any stored image size.

@@ -66,7 +66,7 @@ def write_dsprites_npz(path: str | os.PathLike, subset: int | None = None, seed:
     whole 737,280-image grid. Images are streamed into the archive in blocks, so memory stays small, and the
     file appears atomically: a killed run leaves no file.
     """
-    from .render_dsprites import render_dsprites  # reading files must not need the renderer
+    from .lookalike.dsprites import render_dsprites  # reading files must not need the renderer
 
     indices = subset_indices(subset, seed, NUM_IMAGES)
     classes = grid_classes(indices, FILE_FACTOR_SIZES)

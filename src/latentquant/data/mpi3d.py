@@ -268,7 +268,7 @@ def write_mpi3d_npz(path: str | os.PathLike, subset: int | None = None, seed: in
     The member is stored uncompressed (as ``np.savez`` does) so it can be memory-mapped; the file
     appears atomically, so a killed run leaves no file.
     """
-    from .render_mpi3d import render_mpi3d  # reading files must not need the renderer
+    from .lookalike.mpi3d import render_mpi3d  # reading files must not need the renderer
 
     size = check_image_size(image_size, MPI3D)
     sizes = GRIDS["6x6"]

@@ -1,4 +1,4 @@
-"""Falcor3D and Isaac3D (NVlabs High-res disentanglement datasets): one reader for their shared folder layout.
+"""Falcor3D and Isaac3D (NVlabs High-res disentanglement datasets): read and write their shared folder layout.
 
 Layout (official ``*_down128`` zips and the look-alikes alike)::
 
@@ -18,6 +18,7 @@ import hashlib
 import multiprocessing
 import os
 import re
+import shutil
 import sys
 import time
 import warnings
@@ -27,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UserError
-from ._common import check_image_size, default_cache_dir, grid_classes, grid_indices, one_line
+from ._common import check_image_size, default_cache_dir, grid_classes, grid_indices, one_line, subset_indices
 from .base import GroundTruthData
 from .catalog import FALCOR3D, ISAAC3D, DatasetSpec
 
@@ -40,6 +41,7 @@ _PNG_NAME = re.compile(r"^(\d+)\.png$")
 _WORKERS = 2
 _CHUNK = 256  # PNGs per worker task: big enough to amortise pickling, small enough for steady progress
 _POOL_MIN = 1024  # below this, a process pool costs more than it saves
+_WRITE_BLOCK = 128  # look-alike images rendered and saved per step: bounds the renderer's scratch memory
 
 
 def _png_indices(images_dir: Path) -> np.ndarray:
@@ -236,13 +238,57 @@ def read_nvlabs_folder(root: str | os.PathLike, spec: DatasetSpec, image_size: i
     )
 
 
+# --- writing the look-alike ---------------------------------------------------------------------------
+
+
+def write_folder(spec: DatasetSpec, root: str | os.PathLike, subset: int | None = None, seed: int = 0) -> Path:
+    """Write the look-alike in the official layout: ``images/%06d.png`` (128x128) + the labels file.
+
+    ``subset``: number of grid points drawn without replacement (seeded), kept in grid order; None writes
+    the whole grid. Everything goes into a temporary folder renamed at the end, so a killed run leaves
+    no half-written dataset.
+    """
+    from .lookalike.nvlabs import RENDERERS  # reading folders must not need the renderer
+
+    root = Path(root)
+    if root.exists():
+        raise UserError(f"{root} already exists; remove it or choose another folder")
+    indices = subset_indices(subset, seed, spec.num_images)
+    classes = grid_classes(indices, spec.factor_sizes)
+    labels = classes / (np.asarray(spec.factor_sizes, dtype=np.float64) - 1.0)
+    render = RENDERERS[spec.name]
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        (tmp / "images").mkdir(parents=True)
+        for s in range(0, len(indices), _WRITE_BLOCK):
+            for index, image in zip(indices[s:s + _WRITE_BLOCK], render(classes[s:s + _WRITE_BLOCK]), strict=True):
+                # Level 1: the decoded pixels are identical and writing is several times faster.
+                Image.fromarray(image).save(tmp / "images" / png_name(int(index)), compress_level=1)
+        with open(tmp / spec.labels_file, "wb") as f:  # np.save on a path would append ".npy"
+            np.save(f, labels.astype(np.float64))
+        os.rename(tmp, root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def write_falcor3d_folder(root: str | os.PathLike, subset: int | None = None, seed: int = 0) -> Path:
+    """Falcor3D look-alike folder (``images/`` + ``train-rec.labels``); subset None = all 233,280 images."""
+    return write_folder(FALCOR3D, root, subset=subset, seed=seed)
+
+
+def write_isaac3d_folder(root: str | os.PathLike, subset: int | None = None, seed: int = 0) -> Path:
+    """Isaac3D look-alike folder (``images/`` + ``labels.npy``); subset None = all 737,280 images."""
+    return write_folder(ISAAC3D, root, subset=subset, seed=seed)
+
+
 def _load(spec: DatasetSpec, path: str | os.PathLike | None, image_size: int,
           cache_dir: str | os.PathLike | None, subset: int | None) -> GroundTruthData:
     size = check_image_size(image_size, spec)
     if path is not None:
         return read_nvlabs_folder(path, spec, image_size=size, cache_dir=cache_dir)
-    from . import render_nvlabs  # renderer only needed for the look-alike
-
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     tag = "full" if subset is None else f"n{subset}"
     root = cache / f"{spec.name}-lookalike-{tag}-v{_LOOKALIKE_VERSION}"
@@ -251,7 +297,7 @@ def _load(spec: DatasetSpec, path: str | os.PathLike | None, image_size: int,
         print(f"writing the {spec.title} look-alike ({count:,} PNGs, 128x128) once into {root}",
               file=sys.stderr, flush=True)
         try:
-            render_nvlabs.write_folder(spec, root, subset=subset, seed=0)
+            write_folder(spec, root, subset=subset, seed=0)
         except OSError as exc:
             raise UserError(f"cannot write the look-alike {root}: {one_line(exc)} "
                             "(set LATENTQUANT_CACHE to a writable folder)") from exc

@@ -47,7 +47,7 @@ def write_shapes3d_h5(path: str | os.PathLike, image_size: int = 64, subset: int
     writes the whole 480,000-image grid. The file appears atomically: a killed run leaves no file.
     """
     # Imported here: reading files must not pay for (or depend on) the renderer.
-    from .render_shapes3d import render_shapes3d
+    from .lookalike.shapes3d import render_shapes3d
 
     size = check_image_size(image_size, SHAPES3D)
     indices = subset_indices(subset, seed, NUM_IMAGES)

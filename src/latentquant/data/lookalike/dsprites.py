@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .catalog import DSPRITES
+from ..catalog import DSPRITES
 
 IMAGE_SIZE = DSPRITES.native_size
 SQUARE_SIDE = 19.1

@@ -21,8 +21,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..errors import UserError
-from .catalog import SHAPES3D
+from ...errors import UserError
+from ..catalog import SHAPES3D
 
 FACTOR_SIZES = SHAPES3D.factor_sizes
 FACTOR_VALUES = SHAPES3D.factor_values
