@@ -24,7 +24,7 @@ def check_image_size(image_size: object, spec: DatasetSpec) -> int:
     """``image_size`` as an int within the range ``spec.image_sizes`` its loader accepts, or a UserError."""
     low, high = spec.image_sizes
     if low == high:
-        # A single size (dSprites): equality only, so any value equal to it passes.
+        # One size only (dSprites): compared by equality, as the dSprites loader always did (64.0 passes too).
         if isinstance(image_size, bool) or image_size != low:
             raise UserError(f"{spec.title} images are {low}x{low} and are not resized; image_size must be {low}, "
                             f"got {image_size!r}")
