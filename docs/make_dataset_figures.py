@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from latentquant.data.render_shapes3d import render_shapes3d  # noqa: E402
+from latentquant.data.lookalike.shapes3d import render_shapes3d  # noqa: E402
 from latentquant.data.shapes3d import FACTOR_NAMES, FACTOR_SIZES, FACTOR_VALUES, SHAPE_NAMES  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent / "figures"

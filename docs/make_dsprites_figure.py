@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from latentquant.data.dsprites import FACTOR_NAMES, FACTOR_SIZES, FACTOR_VALUES, SHAPE_NAMES  # noqa: E402
-from latentquant.data.render_dsprites import render_dsprites  # noqa: E402
+from latentquant.data.lookalike.dsprites import render_dsprites  # noqa: E402
 
 FIGURE = Path(__file__).resolve().parent / "figures" / "dsprites-lookalike.png"
 COLS, SAMPLE_ROWS = 10, 3

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from latentquant.data.lookalike.mpi3d import render_mpi3d
 from latentquant.data.mpi3d import FACTOR_NAMES, GRIDS
-from latentquant.data.render_mpi3d import render_mpi3d
 
 OUT = Path(__file__).resolve().parent / "figures" / "mpi3d-lookalike.png"
 COLUMNS = 8

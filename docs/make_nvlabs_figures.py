@@ -14,15 +14,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from latentquant.data.nvlabs import FALCOR3D, ISAAC3D, NvlabsSpec  # noqa: E402
-from latentquant.data.render_nvlabs import ISAAC_SHAPES, render_falcor3d, render_isaac3d  # noqa: E402
+from latentquant.data.catalog import FALCOR3D, ISAAC3D, DatasetSpec  # noqa: E402
+from latentquant.data.lookalike.nvlabs import ISAAC_SHAPES, render_falcor3d, render_isaac3d  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent / "figures"
 COLS = 8
 SAMPLE_ROWS = 2
 
 
-def figure(spec: NvlabsSpec, render, seed: int = 0) -> plt.Figure:
+def figure(spec: DatasetSpec, render, seed: int = 0) -> plt.Figure:
     sizes = spec.factor_sizes
     rows = SAMPLE_ROWS + len(sizes)
     fig, axes = plt.subplots(rows, COLS, figsize=(COLS * 1.05, rows * 1.12))

@@ -34,3 +34,10 @@ def tiny_data(n: int = 40, seed: int = 0) -> GroundTruthData:
     images = (tiny_images(n, seed).permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
     factors = np.random.default_rng(seed).integers(0, 3, size=(n, 2))
     return GroundTruthData("tiny", images, factors, ["a", "b"], [3, 3], [np.arange(3.0), np.arange(3.0)])
+
+
+def factorial_sources(sizes: tuple[int, ...], repeats: int) -> np.ndarray:
+    """Every combination of source values, each repeated: sources are exactly independent of each other."""
+    axes = np.meshgrid(*[np.arange(s) for s in sizes], indexing="ij")
+    grid = np.stack([a.ravel() for a in axes], axis=1)
+    return np.repeat(grid, repeats, axis=0)

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-import latentquant.data.render_dsprites as render_module
+import latentquant.data.lookalike.dsprites as render_module
 from latentquant import data
 from latentquant.data import dsprites
 from latentquant.data._common import classes_to_values
@@ -23,7 +23,7 @@ from latentquant.data.dsprites import (
     read_dsprites,
     write_dsprites_npz,
 )
-from latentquant.data.render_dsprites import render_dsprites
+from latentquant.data.lookalike.dsprites import render_dsprites
 from latentquant.errors import UserError
 
 N_SUBSET = 200

@@ -10,6 +10,7 @@ import pytest
 
 from latentquant import data
 from latentquant.data import mpi3d
+from latentquant.data.lookalike.mpi3d import BACKGROUND_RGB, STAGE_RGB, render_mpi3d
 from latentquant.data.mpi3d import (
     FACTOR_NAMES,
     GRIDS,
@@ -18,7 +19,6 @@ from latentquant.data.mpi3d import (
     read_mpi3d_npz,
     write_mpi3d_npz,
 )
-from latentquant.data.render_mpi3d import BACKGROUND_RGB, STAGE_RGB, render_mpi3d
 from latentquant.errors import UserError
 
 # Shrunk grids keep the same "6x6 versus 4x4" distinction (different N) at a few hundred images.

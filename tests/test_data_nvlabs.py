@@ -11,10 +11,13 @@ from PIL import Image
 
 from latentquant import data
 from latentquant.data import nvlabs
-from latentquant.data.nvlabs import FALCOR3D, ISAAC3D, load_falcor3d, load_isaac3d, read_nvlabs_folder
-from latentquant.data.render_nvlabs import (
-    render_falcor3d,
-    render_isaac3d,
+from latentquant.data.lookalike.nvlabs import render_falcor3d, render_isaac3d
+from latentquant.data.nvlabs import (
+    FALCOR3D,
+    ISAAC3D,
+    load_falcor3d,
+    load_isaac3d,
+    read_nvlabs_folder,
     write_falcor3d_folder,
     write_isaac3d_folder,
 )

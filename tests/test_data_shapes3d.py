@@ -9,10 +9,10 @@ import h5py
 import numpy as np
 import pytest
 
-import latentquant.data.render_shapes3d as render_module
+import latentquant.data.lookalike.shapes3d as render_module
 from latentquant import data
 from latentquant.data import shapes3d
-from latentquant.data.render_shapes3d import SKY_RGB, render_shapes3d
+from latentquant.data.lookalike.shapes3d import SKY_RGB, render_shapes3d
 from latentquant.data.shapes3d import (
     FACTOR_NAMES,
     FACTOR_SIZES,

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from latentquant.data.base import GroundTruthData
-from latentquant.metrics import DatasetSampler, FactorSampler, factorvae_score
+from latentquant.evaluate import DatasetSampler
+from latentquant.metrics import FactorSampler, factorvae_score
 
 SIZES = (5, 4, 3)
 FAST = {"n_train": 600, "n_eval": 400, "n_variance": 1000, "batch_size": 32}

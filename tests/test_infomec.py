@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import factorial_sources
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
@@ -38,13 +39,6 @@ PROPERTY = settings(max_examples=25, deadline=None, derandomize=True)
 @pytest.fixture(scope="module")
 def expected() -> dict:
     return json.loads((GOLDEN / "expected.json").read_text())
-
-
-def _factorial_sources(sizes: tuple[int, ...], repeats: int) -> np.ndarray:
-    """Every combination of source values, each repeated: sources are exactly independent of each other."""
-    axes = np.meshgrid(*[np.arange(s) for s in sizes], indexing="ij")
-    grid = np.stack([a.ravel() for a in axes], axis=1)
-    return np.repeat(grid, repeats, axis=0)
 
 
 def _sklearn_log_loss(x: np.ndarray, y: np.ndarray) -> float:
@@ -122,7 +116,7 @@ def test_golden_case_reproduces_reference(name: str, expected: dict) -> None:
 
 
 def test_identity_discrete_representation_scores_one() -> None:
-    sources = _factorial_sources((4, 3, 5), repeats=8)
+    sources = factorial_sources((4, 3, 5), repeats=8)
     result = infomec(sources, sources.copy())  # integer latents: discrete
     assert result["infom"] == pytest.approx(1.0)
     assert result["infoc"] == pytest.approx(1.0)
@@ -160,7 +154,7 @@ def test_independent_noise_scores_near_zero() -> None:
 
 
 def test_constant_latents_are_inactive_and_all_constant_is_an_error() -> None:
-    sources = _factorial_sources((3, 4), repeats=5)
+    sources = factorial_sources((3, 4), repeats=5)
     latents = np.column_stack([sources[:, 0], np.full(60, 2), sources[:, 1]]).astype(float)
     result = infomec(sources, latents, discrete_latents=True)
     np.testing.assert_array_equal(result["active_latents"], [True, False, True])
@@ -346,7 +340,7 @@ def test_tripod_activity_rule_uses_interquartile_ranges() -> None:
 
 
 def test_gap_variants_of_infom_and_infoc() -> None:
-    sources = _factorial_sources((4, 3, 2), repeats=3)
+    sources = factorial_sources((4, 3, 2), repeats=3)
     # Latent 3 duplicates source 0: InfoC's gap loses source 0 (top1 = top2), InfoM's gap stays 1.
     latents = np.column_stack([sources, sources[:, 0]])
     result = infomec(sources, latents)
@@ -382,7 +376,7 @@ def test_heldout_infoe_scores_unseen_samples() -> None:
 
 
 def test_source_captured_by_no_latent_contributes_uniform_ratio() -> None:
-    sources = _factorial_sources((4, 3, 2), repeats=3)  # source 2 is independent of both latents
+    sources = factorial_sources((4, 3, 2), repeats=3)  # source 2 is independent of both latents
     latents = sources[:, :2].copy()
     with pytest.warns(UserWarning, match="source 2: zero NMI"):
         result = infomec(sources, latents)
@@ -392,7 +386,7 @@ def test_source_captured_by_no_latent_contributes_uniform_ratio() -> None:
 
 
 def test_latent_with_no_information_contributes_uniform_ratio() -> None:
-    grid = _factorial_sources((4, 3, 2), repeats=3)
+    grid = factorial_sources((4, 3, 2), repeats=3)
     sources, latents = grid[:, :2], grid.copy()  # latent 2 is independent of both sources
     with pytest.warns(UserWarning, match="latent 2: zero NMI"):
         result = infomec(sources, latents)
@@ -402,7 +396,7 @@ def test_latent_with_no_information_contributes_uniform_ratio() -> None:
 
 
 def test_single_active_latent_gives_nan_infoc_with_warning() -> None:
-    sources = _factorial_sources((3, 4), repeats=5)
+    sources = factorial_sources((3, 4), repeats=5)
     latents = np.column_stack([sources[:, 0], np.zeros(60, int)])
     with pytest.warns(UserWarning, match="InfoC is undefined"):
         result = infomec(sources, latents)
@@ -411,7 +405,7 @@ def test_single_active_latent_gives_nan_infoc_with_warning() -> None:
 
 
 def test_continuous_noise_latent_with_all_estimates_clipped_counts_as_uniform() -> None:
-    sources = _factorial_sources((3, 4), repeats=50)
+    sources = factorial_sources((3, 4), repeats=50)
     rng = np.random.default_rng(4)  # a draw where both k-NN estimates for the noise latent clip to 0
     latents = np.column_stack([sources + 0.1 * rng.normal(size=sources.shape), rng.normal(size=600)])
     with pytest.warns(UserWarning, match="latent 2: zero NMI"):
@@ -452,7 +446,7 @@ def test_bad_options_raise_value_error() -> None:
 
 def test_torch_tensors_are_accepted() -> None:
     torch = pytest.importorskip("torch")
-    sources = _factorial_sources((3, 4), repeats=5)
+    sources = factorial_sources((3, 4), repeats=5)
     result = infomec(
         torch.from_numpy(sources), torch.from_numpy(sources.astype(np.float32)), discrete_latents=True
     )

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import factorial_sources
 from sklearn.metrics import mutual_info_score
 
 from latentquant.metrics import dci, dci_es, mig, sap
@@ -14,15 +15,9 @@ from latentquant.metrics.dci import disentanglement_completeness
 SIZES = (5, 4, 3)
 
 
-def _factorial_sources(sizes: tuple[int, ...], repeats: int) -> np.ndarray:
-    """Every combination of source values, each repeated: the sources are exactly independent."""
-    axes = np.meshgrid(*[np.arange(s) for s in sizes], indexing="ij")
-    return np.repeat(np.stack([a.ravel() for a in axes], axis=1), repeats, axis=0)
-
-
 @pytest.fixture(scope="module")
 def sources() -> np.ndarray:
-    return _factorial_sources(SIZES, repeats=5)  # N = 300
+    return factorial_sources(SIZES, repeats=5)  # N = 300
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +88,7 @@ def test_sap_r_squared_is_invariant_to_affine_maps(sources: np.ndarray) -> None:
 def test_sap_discrete_gap_is_above_chance_accuracy() -> None:
     # With classifiers, a useless latent still scores chance accuracy: for binary sources the identity's
     # gap is 1 - 1/2 (the matching latent is perfect, the others sit at chance).
-    binary = _factorial_sources((2, 2, 2), repeats=30)
+    binary = factorial_sources((2, 2, 2), repeats=30)
     assert sap(binary, binary.astype(np.float64), factor_type="discrete") == pytest.approx(0.5, abs=0.1)
     assert sap(binary, np.random.default_rng(3).standard_normal(binary.shape), factor_type="discrete") < 0.2
 

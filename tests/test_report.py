@@ -13,10 +13,8 @@ from helpers import TINY
 from latentquant import config, runs
 from latentquant import train as train_mod
 from latentquant.cli import main
-from latentquant.evaluate import to_input
-from latentquant.evaluate import eval_indices, latent_usage, load_run_model
+from latentquant.evaluate import eval_indices, latent_usage, load_run_model, to_input
 from latentquant.experiments.report import metric_series, write_report
-from latentquant.metrics.usage import codebook_usage, usage_entropy_bits
 
 SECTIONS = ["Summary", "Training curves", "NMI heatmap", "Reconstructions", "Codebook usage", "Config"]
 IMAGE = "data:image/png;base64,"
@@ -50,20 +48,6 @@ def usage_table(page: str) -> dict[int, list[int]]:
     """latent -> counts per codebook value, as the page's usage table states them."""
     rows = re.findall(r"<tr><td>z(\d+)</td><td class=num>\d+ / \d+</td>.*?<td class=num>([\d ]+)</td></tr>", page)
     return {int(j): [int(c) for c in counts.split()] for j, counts in rows}
-
-
-def test_codebook_usage_counts_a_hand_made_case():
-    indices = np.array([[0, 2, 0], [1, 2, 0], [1, 0, 0], [1, 2, 0]])
-    counts = codebook_usage(indices, [2, 3, 1])
-    assert counts.tolist() == [[1, 3, 0], [1, 0, 3], [4, 0, 0]]  # padded beyond each codebook's size
-    entropy = usage_entropy_bits(counts)
-    assert entropy[2] == 0.0  # one value used
-    assert np.isclose(entropy[0], -(0.25 * np.log2(0.25) + 0.75 * np.log2(0.75)))
-    assert np.isclose(usage_entropy_bits(np.array([5, 5, 5, 5])), 2.0)  # four equally used: 2 bits
-    with pytest.raises(ValueError, match="0..1"):
-        codebook_usage(np.array([[2]]), [2])
-    with pytest.raises(ValueError, match="shape"):
-        codebook_usage(np.zeros((3, 2), dtype=int), [2])
 
 
 def test_report_has_every_section_and_embeds_everything(qlae_run):

@@ -13,11 +13,11 @@ import pytest
 from safetensors.numpy import load_file
 
 from latentquant import cli, config, runs
-from latentquant.experiments import sweep as sweep_mod
 from latentquant import train as train_mod
 from latentquant.errors import UserError
-from latentquant.lock import lock_holder
+from latentquant.experiments import sweep as sweep_mod
 from latentquant.experiments.sweep import Trial, exit_code, expand, load_trials, run_sweep, split_values
+from latentquant.lock import lock_holder
 
 FAST = ["train.eval_every=100", "train.eval_early=false", "eval.figures=false"]
 LINUX = sys.platform.startswith("linux")

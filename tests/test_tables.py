@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from latentquant import config
-from latentquant.experiments import tables
 from latentquant.cli import main
 from latentquant.errors import UserError
+from latentquant.experiments import tables
 from latentquant.experiments.tables import Stat
 
 T2 = 4.302653  # t_{0.975, 2}: three runs

@@ -156,13 +156,13 @@ def _tiny_mpi3d(tmp_path):
 
 
 def _tiny_falcor3d(tmp_path):
-    from latentquant.data.render_nvlabs import write_falcor3d_folder
+    from latentquant.data.nvlabs import write_falcor3d_folder
 
     return write_falcor3d_folder(tmp_path / "Falcor3D_down128", subset=60)
 
 
 def _tiny_isaac3d(tmp_path):
-    from latentquant.data.render_nvlabs import write_isaac3d_folder
+    from latentquant.data.nvlabs import write_isaac3d_folder
 
     return write_isaac3d_folder(tmp_path / "Isaac3D_down128", subset=60)
 

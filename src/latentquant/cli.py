@@ -72,9 +72,9 @@ def _metrics(args: argparse.Namespace) -> int:
     import json
     import warnings
 
-    from .metrics.suite import NOT_FROM_ARRAYS, array_metrics
+    from .metrics.suite import NOT_FROM_ARRAYS, array_metrics, load_metric_arrays
 
-    sources, latents, discrete = _load_metric_arrays(args.file)
+    sources, latents, discrete = load_metric_arrays(args.file)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -97,44 +97,6 @@ def _metrics(args: argparse.Namespace) -> int:
         print(f"  {key:<{width}}  {shown:>8}")
     print(f"  (DCI predictor: {args.dci_predictor}; not computable from arrays: {', '.join(NOT_FROM_ARRAYS)})")
     return 0
-
-
-def _load_metric_arrays(path: str):
-    """(sources, latents, discrete_latents) from an .npz, or a UserError naming what is wrong."""
-    import os
-    import zipfile
-
-    import numpy as np
-
-    if not os.path.isfile(path):
-        raise UserError(f"no such file: {path}")
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise UserError(f"{path}: not a readable .npz file ({e})") from e
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise UserError(f"{path}: expected an .npz archive with arrays 'sources' and 'latents', got a single array")
-    with archive:
-        missing = [key for key in ("sources", "latents") if key not in archive.files]
-        if missing:
-            raise UserError(f"{path}: missing array(s) {', '.join(map(repr, missing))}; found {archive.files}")
-        try:
-            sources, latents = archive["sources"], archive["latents"]
-            discrete = archive["discrete_latents"] if "discrete_latents" in archive.files else None
-        except ValueError as e:  # object arrays need pickle, which is refused
-            raise UserError(f"{path}: {e}") from e
-    for key, array in (("sources", sources), ("latents", latents)):
-        if array.ndim != 2:
-            raise UserError(f"{path}: '{key}' must be 2-D (N, {'K' if key == 'sources' else 'D'}), got shape "
-                            f"{array.shape}")
-    if len(sources) != len(latents):
-        raise UserError(f"{path}: 'sources' has {len(sources)} rows but 'latents' has {len(latents)}")
-    if discrete is not None:
-        if discrete.shape != () or discrete.dtype.kind != "b":
-            raise UserError(f"{path}: 'discrete_latents' must be a single boolean, got {discrete.dtype} "
-                            f"of shape {discrete.shape}")
-        discrete = bool(discrete)
-    return sources, latents, discrete
 
 
 def _data(args: argparse.Namespace) -> int:

@@ -305,7 +305,7 @@ def finish(cfg: Config) -> None:
         info = CATALOG.get(cfg.data.name)
         if info is None:
             raise UserError(f"unknown dataset {cfg.data.name!r}; known datasets: {', '.join(sorted(CATALOG))}")
-        cfg.model.num_latents = 2 * len(info.factors)
+        cfg.model.num_latents = 2 * len(info.factor_names)
     validate(cfg)
 
 

@@ -1,4 +1,5 @@
-"""Small helpers every dataset module needs: grid indexing, seeded subsets, one-line error text."""
+"""Small helpers every dataset module needs: the cache folder, the image-size check, grid indexing, seeded
+subsets, atomic output, one-line error text."""
 
 from __future__ import annotations
 
@@ -11,6 +12,26 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from .catalog import DatasetSpec
+
+
+def default_cache_dir() -> Path:
+    """Where look-alikes and decoded images are cached: ``$LATENTQUANT_CACHE``, else ``~/.cache/latentquant``."""
+    return Path(os.environ.get("LATENTQUANT_CACHE") or Path.home() / ".cache" / "latentquant")
+
+
+def check_image_size(image_size: object, spec: DatasetSpec) -> int:
+    """``image_size`` as an int within the range ``spec.image_sizes`` its loader accepts, or a UserError."""
+    low, high = spec.image_sizes
+    if low == high:
+        # One size only (dSprites): compared by equality, as the dSprites loader always did (64.0 passes too).
+        if isinstance(image_size, bool) or image_size != low:
+            raise UserError(f"{spec.title} images are {low}x{low} and are not resized; image_size must be {low}, "
+                            f"got {image_size!r}")
+        return low
+    if isinstance(image_size, bool) or not isinstance(image_size, int | np.integer) or not low <= image_size <= high:
+        raise UserError(f"image_size must be an integer between {low} and {high}, got {image_size!r}")
+    return int(image_size)
 
 
 def one_line(exc: BaseException) -> str:
@@ -21,6 +42,11 @@ def one_line(exc: BaseException) -> str:
 def grid_classes(indices: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
     """Row-major grid indices -> (N, K) class indices, the last factor fastest."""
     return np.stack(np.unravel_index(indices, tuple(sizes)), axis=1).astype(np.int64)
+
+
+def grid_indices(classes: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
+    """(N, K) class indices -> row-major grid indices: the inverse of :func:`grid_classes`."""
+    return np.ravel_multi_index(tuple(np.asarray(classes).T), tuple(sizes))
 
 
 def classes_to_values(classes: np.ndarray, values: Sequence[np.ndarray]) -> np.ndarray:

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import UserError
-from . import load
 from .catalog import CATALOG, describe
 from .dsprites import write_dsprites_npz
+from .loading import DATASETS, load
 from .mpi3d import write_mpi3d_npz
-from .render_nvlabs import write_falcor3d_folder, write_isaac3d_folder
+from .nvlabs import write_falcor3d_folder, write_isaac3d_folder
 from .shapes3d import write_shapes3d_h5
 
 # Options that let `check` accept a file at any stored image size.
@@ -90,8 +90,6 @@ def check(path: str, name: str | None = None) -> str:
     """Load `path` with its dataset's loader (which verifies labels against the factor grid) and report."""
     target = Path(path).expanduser()
     name = name or detect(target)
-    from . import DATASETS
-
     _known(name, DATASETS)
     data = load(name, str(target), **CHECK_OPTIONS.get(name, {}))
     grid = ", ".join(f"{n} {s}" for n, s in zip(data.factor_names, data.factor_sizes, strict=True))

@@ -17,29 +17,32 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from latentquant.data._common import (
+from ..errors import UserError
+from ._common import (
     atomic_output,
+    check_image_size,
     classes_to_values,
+    default_cache_dir,
     ensure_lookalike,
     grid_classes,
+    grid_indices,
     one_line,
     subset_indices,
 )
-from latentquant.data.base import GroundTruthData
-from latentquant.data.render_dsprites import ORIENTATIONS, POSITIONS, SCALES
-from latentquant.data.shapes3d import default_cache_dir
-from latentquant.errors import UserError
+from .base import GroundTruthData
+from .catalog import DSPRITES
 
-FILE_FACTOR_NAMES = ["color", "shape", "scale", "orientation", "posX", "posY"]
-FILE_FACTOR_SIZES = (1, 3, 6, 40, 32, 32)
-FILE_FACTOR_VALUES = [np.array([1.0]), np.array([1.0, 2.0, 3.0]), SCALES, ORIENTATIONS, POSITIONS, POSITIONS]
-# The constant colour is dropped, as disentanglement_lib's dsprites_full does.
+# The file's grid is DSPRITES's with a constant colour factor in front, which the loader drops, as
+# disentanglement_lib's dsprites_full does.
+FILE_FACTOR_NAMES = ["color", *DSPRITES.factor_names]
+FILE_FACTOR_SIZES = (1, *DSPRITES.factor_sizes)
+FILE_FACTOR_VALUES = [np.array([1.0]), *DSPRITES.factor_values]
 FACTOR_NAMES = FILE_FACTOR_NAMES[1:]
 FACTOR_SIZES = FILE_FACTOR_SIZES[1:]
 FACTOR_VALUES = FILE_FACTOR_VALUES[1:]
 SHAPE_NAMES = ["square", "ellipse", "heart"]
 NUM_IMAGES = int(np.prod(FILE_FACTOR_SIZES))
-IMAGE_SIZE = 64
+IMAGE_SIZE = DSPRITES.native_size
 OFFICIAL_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64"
 
 _LOOKALIKE_VERSION = 1  # bump when the renderer changes, so stale caches are not reused
@@ -63,7 +66,7 @@ def write_dsprites_npz(path: str | os.PathLike, subset: int | None = None, seed:
     whole 737,280-image grid. Images are streamed into the archive in blocks, so memory stays small, and the
     file appears atomically: a killed run leaves no file.
     """
-    from latentquant.data.render_dsprites import render_dsprites  # reading files must not need the renderer
+    from .lookalike.dsprites import render_dsprites  # reading files must not need the renderer
 
     indices = subset_indices(subset, seed, NUM_IMAGES)
     classes = grid_classes(indices, FILE_FACTOR_SIZES)
@@ -122,7 +125,7 @@ def _check_labels(classes: np.ndarray, values: np.ndarray, names: dict[str, str]
         raise UserError(f"{path}: '{names['values']}' factor '{FILE_FACTOR_NAMES[k]}' has value "
                         f"{float(values[row, k])!r} at row {row}, but its class {int(classes[row, k])} means "
                         f"{float(expected[row, k])!r}")
-    flat = np.ravel_multi_index(tuple(classes.T), FILE_FACTOR_SIZES)
+    flat = grid_indices(classes, FILE_FACTOR_SIZES)
     if len(flat) == NUM_IMAGES:
         wrong = flat != np.arange(NUM_IMAGES)
         if wrong.any():
@@ -250,18 +253,13 @@ def read_dsprites(path: str | os.PathLike) -> GroundTruthData:
     )
 
 
-def _check_image_size(image_size: object) -> None:
-    if isinstance(image_size, bool) or image_size != IMAGE_SIZE:
-        raise UserError(f"dSprites images are 64x64 and are not resized; image_size must be 64, got {image_size!r}")
-
-
 def load_dsprites(path: str | os.PathLike | None = None, image_size: int = 64,
                   cache_dir: str | os.PathLike | None = None) -> GroundTruthData:
     """The official file at ``path``, or (path None) the procedural look-alike, rendered once into a cache.
 
     Cache folder: ``cache_dir``, else ``$LATENTQUANT_CACHE``, else ``~/.cache/latentquant``.
     """
-    _check_image_size(image_size)
+    check_image_size(image_size, DSPRITES)
     if path is not None:
         return read_dsprites(path)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()

@@ -23,18 +23,26 @@ from pathlib import Path
 
 import numpy as np
 
-from latentquant.data._common import atomic_output, ensure_lookalike, grid_classes, one_line, subset_indices
-from latentquant.data.base import GroundTruthData
-from latentquant.data.shapes3d import default_cache_dir
-from latentquant.errors import UserError
+from ..errors import UserError
+from ._common import (
+    atomic_output,
+    check_image_size,
+    default_cache_dir,
+    ensure_lookalike,
+    grid_classes,
+    one_line,
+    subset_indices,
+)
+from .base import GroundTruthData
+from .catalog import MPI3D
 
-FACTOR_NAMES = ["object_color", "object_shape", "object_size", "camera_height", "background_color",
-                "horizontal_axis", "vertical_axis"]
+FACTOR_NAMES = list(MPI3D.factor_names)
 
-# Grid sizes per layout; module-level so tests can shrink them (a real-size test file would be GBs).
+# Grid sizes per layout; module-level so tests can shrink them (a real-size test file would be GBs). The 4x4
+# layout has 4 object colours and 4 shapes, the rest of MPI3D's 6x6 grid.
 GRIDS: dict[str, tuple[int, ...]] = {
-    "6x6": (6, 6, 2, 3, 3, 40, 40),
-    "4x4": (4, 4, 2, 3, 3, 40, 40),
+    "6x6": MPI3D.factor_sizes,
+    "4x4": (4, 4, *MPI3D.factor_sizes[2:]),
 }
 
 _COMMON_NAMES = [["small", "large"], ["top", "center", "bottom"], ["purple", "sea green", "salmon"]]
@@ -172,10 +180,8 @@ def _map_images(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, cache_di
     target = _extracted_path(path, info, cache_dir)
     if not target.exists():
         print(f"{path}: 'images' is compressed; extracting it once to {target}", file=sys.stderr, flush=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src:
+            with atomic_output(target) as tmp, zf.open(info) as src:
                 shape, fortran, dtype = _read_npy_header(src, path, "images")
                 _check_images(shape, dtype, fortran, path)
                 out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
@@ -189,12 +195,9 @@ def _map_images(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, cache_di
                     pos += len(chunk)
                 out.flush()
                 del out, flat
-            os.replace(tmp, target)
         except (zipfile.BadZipFile, EOFError, OSError) as exc:
             raise UserError(f"{path}: extracting 'images' failed (file truncated or corrupt, or cache not "
                             f"writable): {one_line(exc)}") from exc
-        finally:
-            tmp.unlink(missing_ok=True)
     return np.load(target, mmap_mode="r")
 
 
@@ -242,7 +245,7 @@ def read_mpi3d_npz(path: str | os.PathLike, variant: str | None = None, image_si
     if image_size is not None and images.shape[1] != image_size:
         raise UserError(f"{path}: holds {images.shape[1]}x{images.shape[2]} images, but "
                         f"image_size={image_size} was asked for")
-    factors = np.stack(np.unravel_index(indices, sizes), axis=1).astype(np.int64)
+    factors = grid_classes(indices, sizes)
     return GroundTruthData(
         name=f"mpi3d_{chosen}",
         images=images,
@@ -256,12 +259,6 @@ def read_mpi3d_npz(path: str | os.PathLike, variant: str | None = None, image_si
 # --- writing the look-alike ---------------------------------------------------------------------------
 
 
-def _check_image_size(image_size: object) -> int:
-    if isinstance(image_size, bool) or not isinstance(image_size, int | np.integer) or not 16 <= image_size <= 256:
-        raise UserError(f"image_size must be an integer between 16 and 256, got {image_size!r}")
-    return int(image_size)
-
-
 def write_mpi3d_npz(path: str | os.PathLike, subset: int | None = None, seed: int = 0,
                     image_size: int = 64) -> Path:
     """Render the MPI3D-toy look-alike (6x6 grid) and write it in the official ``.npz`` layout.
@@ -271,9 +268,9 @@ def write_mpi3d_npz(path: str | os.PathLike, subset: int | None = None, seed: in
     The member is stored uncompressed (as ``np.savez`` does) so it can be memory-mapped; the file
     appears atomically, so a killed run leaves no file.
     """
-    from latentquant.data.render_mpi3d import render_mpi3d  # reading files must not need the renderer
+    from .lookalike.mpi3d import render_mpi3d  # reading files must not need the renderer
 
-    size = _check_image_size(image_size)
+    size = check_image_size(image_size, MPI3D)
     sizes = GRIDS["6x6"]
     indices = subset_indices(subset, seed, int(np.prod(sizes)))
     path = Path(path)
@@ -299,7 +296,7 @@ def load_mpi3d(path: str | os.PathLike | None = None, image_size: int = 64,
     ``LOOKALIKE_SUBSET`` grid rows (``write_mpi3d_npz(path)`` writes the full grid). Cache folder:
     ``cache_dir``, else ``$LATENTQUANT_CACHE``, else ``~/.cache/latentquant``.
     """
-    size = _check_image_size(image_size)
+    size = check_image_size(image_size, MPI3D)
     if path is not None:
         return read_mpi3d_npz(path, variant=variant, image_size=size, cache_dir=cache_dir)
     if variant not in (None, "toy"):

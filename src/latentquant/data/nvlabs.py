@@ -1,4 +1,4 @@
-"""Falcor3D and Isaac3D (NVlabs High-res disentanglement datasets): one reader for their shared folder layout.
+"""Falcor3D and Isaac3D (NVlabs High-res disentanglement datasets): read and write their shared folder layout.
 
 Layout (official ``*_down128`` zips and the look-alikes alike)::
 
@@ -18,58 +18,22 @@ import hashlib
 import multiprocessing
 import os
 import re
+import shutil
 import sys
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from latentquant.data._common import one_line
-from latentquant.data.base import GroundTruthData
-from latentquant.data.shapes3d import default_cache_dir
-from latentquant.errors import UserError
+from ..errors import UserError
+from ._common import check_image_size, default_cache_dir, grid_classes, grid_indices, one_line, subset_indices
+from .base import GroundTruthData
+from .catalog import FALCOR3D, ISAAC3D, DatasetSpec
 
-
-@dataclass(frozen=True)
-class NvlabsSpec:
-    """Factor grid and file names of one NVlabs dataset."""
-
-    name: str
-    title: str
-    factor_names: tuple[str, ...]
-    factor_sizes: tuple[int, ...]
-    labels_file: str
-
-    @property
-    def num_images(self) -> int:
-        return int(np.prod(self.factor_sizes))
-
-    def factor_values(self) -> list[np.ndarray]:
-        return [np.linspace(0.0, 1.0, m) for m in self.factor_sizes]
-
-
-FALCOR3D = NvlabsSpec(
-    name="falcor3d", title="Falcor3D",
-    factor_names=("lighting_intensity", "lighting_x", "lighting_y", "lighting_z", "camera_x", "camera_y",
-                  "camera_z"),
-    factor_sizes=(5, 6, 6, 6, 6, 6, 6),
-    labels_file="train-rec.labels",
-)
-# Column order of the official demo script (the README's prose order disagrees with its own index formula;
-# these sizes are the only ones that reproduce the formula's multipliers).
-ISAAC3D = NvlabsSpec(
-    name="isaac3d", title="Isaac3D",
-    factor_names=("object_shape", "robot_x", "robot_y", "camera_height", "object_scale", "lighting_intensity",
-                  "lighting_y", "object_color", "wall_color"),
-    factor_sizes=(3, 8, 5, 4, 4, 4, 6, 4, 4),
-    labels_file="labels.npy",
-)
-LABEL_FILES = ("train-rec.labels", "labels.npy")
+LABEL_FILES = (FALCOR3D.labels_file, ISAAC3D.labels_file)  # either is accepted in either folder
 LOOKALIKE_SUBSET = 20_000  # the full grids (233,280 / 737,280 PNGs) take too long to write by default
-NATIVE_SIZE = 128
 
 _LOOKALIKE_VERSION = 1  # bump when a renderer changes, so stale look-alike folders are not reused
 _GRID_TOLERANCE = 1e-4  # in class units: float64 linspace values are far closer than this
@@ -77,12 +41,7 @@ _PNG_NAME = re.compile(r"^(\d+)\.png$")
 _WORKERS = 2
 _CHUNK = 256  # PNGs per worker task: big enough to amortise pickling, small enough for steady progress
 _POOL_MIN = 1024  # below this, a process pool costs more than it saves
-
-
-def _check_image_size(image_size: object) -> int:
-    if isinstance(image_size, bool) or not isinstance(image_size, int | np.integer) or not 8 <= image_size <= 512:
-        raise UserError(f"image_size must be an integer between 8 and 512, got {image_size!r}")
-    return int(image_size)
+_WRITE_BLOCK = 128  # look-alike images rendered and saved per step: bounds the renderer's scratch memory
 
 
 def _png_indices(images_dir: Path) -> np.ndarray:
@@ -100,7 +59,7 @@ def png_name(index: int) -> str:
     return f"{index:06d}.png"
 
 
-def labels_to_classes(labels: np.ndarray, spec: NvlabsSpec, source: str) -> np.ndarray:
+def labels_to_classes(labels: np.ndarray, spec: DatasetSpec, source: str) -> np.ndarray:
     """(N, K) normalised values -> class indices, refusing anything off the ``linspace(0, 1, m)`` grid."""
     classes = np.empty(labels.shape, dtype=np.int64)
     for k, (name, m) in enumerate(zip(spec.factor_names, spec.factor_sizes, strict=True)):
@@ -115,7 +74,7 @@ def labels_to_classes(labels: np.ndarray, spec: NvlabsSpec, source: str) -> np.n
     return classes
 
 
-def _read_labels(file: Path, spec: NvlabsSpec) -> np.ndarray:
+def _read_labels(file: Path, spec: DatasetSpec) -> np.ndarray:
     try:
         labels = np.load(file, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -130,7 +89,7 @@ def _read_labels(file: Path, spec: NvlabsSpec) -> np.ndarray:
     return labels
 
 
-def _find_labels(root: Path, spec: NvlabsSpec) -> Path | None:
+def _find_labels(root: Path, spec: DatasetSpec) -> Path | None:
     names = (spec.labels_file, *[n for n in LABEL_FILES if n != spec.labels_file])
     return next((root / n for n in names if (root / n).is_file()), None)
 
@@ -180,12 +139,12 @@ def _decode_all(paths: list[str], size: int, native: tuple[int, int], target: np
         consume(pool.imap(_decode_chunk, tasks))  # imap keeps order, so rows land where they belong
 
 
-def _cache_file(cache: Path, spec: NvlabsSpec, root: Path, n: int, size: int) -> Path:
+def _cache_file(cache: Path, spec: DatasetSpec, root: Path, n: int, size: int) -> Path:
     key = hashlib.sha256(f"{root.resolve()}|{n}|{size}".encode()).hexdigest()[:16]
     return cache / f"{spec.name}-{key}-n{n}-{size}px.npy"
 
 
-def _resized_images(root: Path, indices: np.ndarray, spec: NvlabsSpec, size: int, cache: Path) -> np.ndarray:
+def _resized_images(root: Path, indices: np.ndarray, spec: DatasetSpec, size: int, cache: Path) -> np.ndarray:
     """The (N, size, size, 3) uint8 images as a memory map, decoding into the cache on first use."""
     file = _cache_file(cache, spec, root, len(indices), size)
     if file.is_file():
@@ -222,14 +181,14 @@ def _resized_images(root: Path, indices: np.ndarray, spec: NvlabsSpec, size: int
     return np.load(file, mmap_mode="r")
 
 
-def read_nvlabs_folder(root: str | os.PathLike, spec: NvlabsSpec, image_size: int = 64,
+def read_nvlabs_folder(root: str | os.PathLike, spec: DatasetSpec, image_size: int = 64,
                        cache_dir: str | os.PathLike | None = None) -> GroundTruthData:
     """Read a folder in the official layout (``images/`` + labels file); images come back memory-mapped.
 
     Label rows may be any subset of the grid in any order; row i's image is ``images/<grid index>.png``.
     Without a labels file the factors come from the PNG names (with a warning).
     """
-    size = _check_image_size(image_size)
+    size = check_image_size(image_size, spec)
     root = Path(root)
     if not root.is_dir():
         what = "is a file, expected the folder holding images/" if root.exists() else "not found"
@@ -243,7 +202,7 @@ def read_nvlabs_folder(root: str | os.PathLike, spec: NvlabsSpec, image_size: in
     if labels_file is not None:
         labels = _read_labels(labels_file, spec)
         factors = labels_to_classes(labels, spec, str(labels_file))
-        indices = np.ravel_multi_index(tuple(factors.T), spec.factor_sizes).astype(np.int64)
+        indices = grid_indices(factors, spec.factor_sizes).astype(np.int64)
         unique, counts = np.unique(indices, return_counts=True)
         if (counts > 1).any():
             row = int(np.flatnonzero(indices == unique[np.argmax(counts > 1)])[1])
@@ -266,7 +225,7 @@ def read_nvlabs_folder(root: str | os.PathLike, spec: NvlabsSpec, image_size: in
         warnings.warn(f"{root}: no labels file ({' or '.join(LABEL_FILES)}); factors derived from the PNG "
                       "file-name indices (row-major grid order)", UserWarning, stacklevel=2)
         indices = present
-        factors = np.stack(np.unravel_index(indices, spec.factor_sizes), axis=1).astype(np.int64)
+        factors = grid_classes(indices, spec.factor_sizes)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     images = _resized_images(root, indices, spec, size, cache)
     return GroundTruthData(
@@ -275,17 +234,61 @@ def read_nvlabs_folder(root: str | os.PathLike, spec: NvlabsSpec, image_size: in
         factors=factors,
         factor_names=list(spec.factor_names),
         factor_sizes=list(spec.factor_sizes),
-        factor_values=spec.factor_values(),
+        factor_values=[v.copy() for v in spec.factor_values],
     )
 
 
-def _load(spec: NvlabsSpec, path: str | os.PathLike | None, image_size: int,
+# --- writing the look-alike ---------------------------------------------------------------------------
+
+
+def write_folder(spec: DatasetSpec, root: str | os.PathLike, subset: int | None = None, seed: int = 0) -> Path:
+    """Write the look-alike in the official layout: ``images/%06d.png`` (128x128) + the labels file.
+
+    ``subset``: number of grid points drawn without replacement (seeded), kept in grid order; None writes
+    the whole grid. Everything goes into a temporary folder renamed at the end, so a killed run leaves
+    no half-written dataset.
+    """
+    from .lookalike.nvlabs import RENDERERS  # reading folders must not need the renderer
+
+    root = Path(root)
+    if root.exists():
+        raise UserError(f"{root} already exists; remove it or choose another folder")
+    indices = subset_indices(subset, seed, spec.num_images)
+    classes = grid_classes(indices, spec.factor_sizes)
+    labels = classes / (np.asarray(spec.factor_sizes, dtype=np.float64) - 1.0)
+    render = RENDERERS[spec.name]
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        (tmp / "images").mkdir(parents=True)
+        for s in range(0, len(indices), _WRITE_BLOCK):
+            for index, image in zip(indices[s:s + _WRITE_BLOCK], render(classes[s:s + _WRITE_BLOCK]), strict=True):
+                # Level 1: the decoded pixels are identical and writing is several times faster.
+                Image.fromarray(image).save(tmp / "images" / png_name(int(index)), compress_level=1)
+        with open(tmp / spec.labels_file, "wb") as f:  # np.save on a path would append ".npy"
+            np.save(f, labels.astype(np.float64))
+        os.rename(tmp, root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def write_falcor3d_folder(root: str | os.PathLike, subset: int | None = None, seed: int = 0) -> Path:
+    """Falcor3D look-alike folder (``images/`` + ``train-rec.labels``); subset None = all 233,280 images."""
+    return write_folder(FALCOR3D, root, subset=subset, seed=seed)
+
+
+def write_isaac3d_folder(root: str | os.PathLike, subset: int | None = None, seed: int = 0) -> Path:
+    """Isaac3D look-alike folder (``images/`` + ``labels.npy``); subset None = all 737,280 images."""
+    return write_folder(ISAAC3D, root, subset=subset, seed=seed)
+
+
+def _load(spec: DatasetSpec, path: str | os.PathLike | None, image_size: int,
           cache_dir: str | os.PathLike | None, subset: int | None) -> GroundTruthData:
-    size = _check_image_size(image_size)
+    size = check_image_size(image_size, spec)
     if path is not None:
         return read_nvlabs_folder(path, spec, image_size=size, cache_dir=cache_dir)
-    from latentquant.data import render_nvlabs  # renderer only needed for the look-alike
-
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     tag = "full" if subset is None else f"n{subset}"
     root = cache / f"{spec.name}-lookalike-{tag}-v{_LOOKALIKE_VERSION}"
@@ -294,7 +297,7 @@ def _load(spec: NvlabsSpec, path: str | os.PathLike | None, image_size: int,
         print(f"writing the {spec.title} look-alike ({count:,} PNGs, 128x128) once into {root}",
               file=sys.stderr, flush=True)
         try:
-            render_nvlabs.write_folder(spec, root, subset=subset, seed=0)
+            write_folder(spec, root, subset=subset, seed=0)
         except OSError as exc:
             raise UserError(f"cannot write the look-alike {root}: {one_line(exc)} "
                             "(set LATENTQUANT_CACHE to a writable folder)") from exc

@@ -13,42 +13,30 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from latentquant.data._common import (
+from ..errors import UserError
+from ._common import (
     atomic_output,
+    check_image_size,
     classes_to_values,
+    default_cache_dir,
     ensure_lookalike,
     grid_classes,
     one_line,
     subset_indices,
 )
-from latentquant.data.base import GroundTruthData
-from latentquant.errors import UserError
+from .base import GroundTruthData
+from .catalog import SHAPES3D
 
-FACTOR_NAMES = ["floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation"]
-FACTOR_SIZES = (10, 10, 10, 8, 4, 15)
-# The stored values (several independent loaders agree; the official README's ranges are not what the
-# file holds): hues 0.0..0.9, scale 0.75..1.25, shape 0..3 (cube, cylinder, sphere, capsule), and
-# orientation -30..30 degrees of camera azimuth.
-FACTOR_VALUES = [
-    np.linspace(0.0, 0.9, 10),
-    np.linspace(0.0, 0.9, 10),
-    np.linspace(0.0, 0.9, 10),
-    np.linspace(0.75, 1.25, 8),
-    np.array([0.0, 1.0, 2.0, 3.0]),
-    np.linspace(-30.0, 30.0, 15),
-]
+# Names for SHAPES3D's grid, which the code below, the tests and the docs read.
+FACTOR_NAMES = list(SHAPES3D.factor_names)
+FACTOR_SIZES = SHAPES3D.factor_sizes
+FACTOR_VALUES = list(SHAPES3D.factor_values)
 SHAPE_NAMES = ["cube", "cylinder", "sphere", "capsule"]
-NUM_IMAGES = int(np.prod(FACTOR_SIZES))
+NUM_IMAGES = SHAPES3D.num_images
 
 _LOOKALIKE_VERSION = 1  # bump when the renderer changes, so stale caches are not reused
 _WRITE_BLOCK = 4800  # images rendered and written per step: bounds memory (59 MB at 64x64)
 _CHUNK_IMAGES = 256  # HDF5 chunk: gzip level 1 keeps the full 64x64 grid near 1 GB and writes fast
-
-
-def _check_image_size(image_size: object) -> int:
-    if isinstance(image_size, bool) or not isinstance(image_size, int | np.integer) or not 8 <= image_size <= 512:
-        raise UserError(f"image_size must be an integer between 8 and 512, got {image_size!r}")
-    return int(image_size)
 
 
 def write_shapes3d_h5(path: str | os.PathLike, image_size: int = 64, subset: int | None = None,
@@ -59,9 +47,9 @@ def write_shapes3d_h5(path: str | os.PathLike, image_size: int = 64, subset: int
     writes the whole 480,000-image grid. The file appears atomically: a killed run leaves no file.
     """
     # Imported here: reading files must not pay for (or depend on) the renderer.
-    from latentquant.data.render_shapes3d import render_shapes3d
+    from .lookalike.shapes3d import render_shapes3d
 
-    size = _check_image_size(image_size)
+    size = check_image_size(image_size, SHAPES3D)
     indices = subset_indices(subset, seed, NUM_IMAGES)
     classes = grid_classes(indices, FACTOR_SIZES)
     path = Path(path)
@@ -158,10 +146,6 @@ def read_shapes3d_h5(path: str | os.PathLike, image_size: int | None = None) -> 
     )
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("LATENTQUANT_CACHE") or Path.home() / ".cache" / "latentquant")
-
-
 def load_shapes3d(path: str | os.PathLike | None = None, image_size: int | None = 64,
                   cache_dir: str | os.PathLike | None = None) -> GroundTruthData:
     """The official file at ``path``, or (path None) the procedural look-alike, rendered once into a cache.
@@ -170,8 +154,8 @@ def load_shapes3d(path: str | os.PathLike | None = None, image_size: int | None 
     ``$LATENTQUANT_CACHE``, else ``~/.cache/latentquant``.
     """
     if path is not None:
-        return read_shapes3d_h5(path, image_size=None if image_size is None else _check_image_size(image_size))
-    size = _check_image_size(image_size)
+        return read_shapes3d_h5(path, image_size=None if image_size is None else check_image_size(image_size, SHAPES3D))
+    size = check_image_size(image_size, SHAPES3D)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     file = cache / f"shapes3d-lookalike-{size}px-v{_LOOKALIKE_VERSION}.h5"
     ensure_lookalike(file, f"rendering the Shapes3D look-alike ({NUM_IMAGES:,} images, {size}x{size})",

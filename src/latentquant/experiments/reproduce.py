@@ -67,8 +67,8 @@ def reproduce(out: Path, trials: list[Trial], *, workers: int = 1, threads: int 
 
 def write_tables(out: Path) -> list[Path]:
     """tables.md, tables.tex and tables.csv in `out`, from every finished run below it."""
-    from . import tables
     from ..checkpoint import atomic_write_text
+    from . import tables
 
     built = tables.build_tables(tables.collect_runs([out]))
     written = []

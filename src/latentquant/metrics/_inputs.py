@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from latentquant.metrics import _mi
+from . import _mi
 
 
 def as_matrix(values: np.ndarray, name: str, expected: str) -> np.ndarray:
@@ -37,6 +37,8 @@ def paired_arrays(
         raise ValueError(f"{metric} needs at least 2 samples, got {source_array.shape[0]}")
     if source_array.shape[1] < 1:
         raise ValueError("sources has no columns")
+    if latent_array.shape[1] < 1:
+        raise ValueError("latents has no columns")
     if latent_array.shape[1] < min_latents:
         raise ValueError(f"{metric} needs at least {min_latents} latent(s), got {latent_array.shape[1]}")
     return source_array, latent_array

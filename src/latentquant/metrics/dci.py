@@ -7,7 +7,7 @@ from typing import Literal
 
 import numpy as np
 
-from latentquant.metrics import _inputs
+from . import _inputs
 
 Predictor = Literal["gbt", "forest"]
 # disentanglement_lib draws 10,000 training and 5,000 test points; Tripod splits its 10,000 points 90/10.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from latentquant.metrics import _inputs
+from . import _inputs
 
 DEFAULT_CAPACITIES = (0, 8, 16, 32, 64, 128, 256)
 

@@ -1,19 +1,17 @@
 """The FactorVAE score (Kim & Mnih 2018), as disentanglement_lib computes it, through a factor sampler.
 
 Unlike the other metrics this one intervenes on the data: it needs batches in which one factor is held fixed,
-so it takes a :class:`FactorSampler` rather than arrays. :class:`DatasetSampler` provides one for any
-:class:`~latentquant.data.base.GroundTruthData` and an ``encode(images) -> latents`` function.
+so it takes a :class:`FactorSampler` rather than arrays. `latentquant.evaluate.DatasetSampler` provides one
+for any dataset and model; any object with the protocol's three members will do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from latentquant.data.base import GroundTruthData
-from latentquant.metrics import _inputs
+from . import _inputs
 
 
 @runtime_checkable
@@ -30,44 +28,6 @@ class FactorSampler(Protocol):
     def sample_fixed(self, factor: int, n: int, rng: np.random.RandomState) -> np.ndarray:
         """Latents (n, D) of n random observations sharing one random value of ``factor``."""
         ...
-
-
-class DatasetSampler:
-    """:class:`FactorSampler` over the rows of a :class:`GroundTruthData`, encoded by ``encode``.
-
-    ``sample_fixed`` picks the value of the fixed factor from a uniformly random row, then draws rows
-    uniformly (with replacement) among those with that value. On a full factorial dataset (Shapes3D,
-    dSprites, MPI3D) this is disentanglement_lib's sampler: the fixed value has its marginal distribution
-    and the other factors are uniform. ``encode`` receives uint8 images (n, H, W, C) and returns (n, D).
-    """
-
-    def __init__(self, data: GroundTruthData, encode: Callable[[np.ndarray], np.ndarray]) -> None:
-        self.data = data
-        self.encode = encode
-        factors = np.asarray(data.factors)
-        # For each factor: the rows sorted by its value, so each value's rows form one contiguous block.
-        self._order = [np.argsort(factors[:, k], kind="stable") for k in range(factors.shape[1])]
-        self._sorted = [factors[order, k] for k, order in enumerate(self._order)]
-        self._factors = factors
-
-    @property
-    def num_factors(self) -> int:
-        return self._factors.shape[1]
-
-    def sample(self, n: int, rng: np.random.RandomState) -> np.ndarray:
-        return self._encode(rng.randint(len(self._factors), size=n))
-
-    def sample_fixed(self, factor: int, n: int, rng: np.random.RandomState) -> np.ndarray:
-        order, column = self._order[factor], self._sorted[factor]
-        value = self._factors[rng.randint(len(self._factors)), factor]
-        lo, hi = np.searchsorted(column, value, side="left"), np.searchsorted(column, value, side="right")
-        return self._encode(order[lo + rng.randint(hi - lo, size=n)])
-
-    def _encode(self, rows: np.ndarray) -> np.ndarray:
-        # HDF5 and memory-mapped stores need increasing row indices (and read fastest that way).
-        unique, inverse = np.unique(rows, return_inverse=True)
-        latents = np.asarray(self.encode(np.asarray(self.data.images[unique])))
-        return latents[inverse.reshape(-1)]
 
 
 def factorvae_score(

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse
 
-from latentquant.metrics import _inputs, _mi
+from . import _inputs, _mi
 
 Activity = Literal["reference", "training", "tripod"]
 _EPS = np.finfo(np.float64).eps
@@ -76,13 +76,15 @@ def _infomec(
     random_state: int | None | np.random.RandomState,
     infoe_holdout: float | None,
 ) -> dict:
-    source_array, latent_array = _validated_inputs(sources, latents)
+    source_array, latent_array = _inputs.paired_arrays(sources, latents, "InfoMEC")
+    if source_array.shape[1] < 2:
+        raise ValueError(f"InfoMEC needs at least 2 sources (InfoM rescales by 1 - 1/K), got {source_array.shape[1]}")
     if n_neighbors < 1:
         raise ValueError(f"n_neighbors must be at least 1, got {n_neighbors}")
     if infoe_holdout is not None and not 0 < infoe_holdout < 1:
         raise ValueError(f"infoe_holdout must be None or a fraction in (0, 1), got {infoe_holdout}")
-    discrete = _resolve_discrete(latent_array, discrete_latents)
-    codes, n_classes = _encode_sources(source_array)
+    discrete = _inputs.resolve_discrete(latent_array, discrete_latents)
+    codes, n_classes = _inputs.encoded_sources(source_array, "InfoMEC (its NMI divides by the source entropy)")
     active = active_latents(latent_array, discrete=discrete, activity=activity)
 
     nmi = _nmi_matrix(codes, n_classes, latent_array, discrete, n_neighbors, random_state)
@@ -103,44 +105,8 @@ def _infomec(
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Input handling
+# Active latents and standardisation (input checks are _inputs.py's, shared with every metric)
 # ------------------------------------------------------------------------------------------------------------
-
-
-def _validated_inputs(sources: np.ndarray, latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    source_array = _inputs.as_matrix(sources, "sources", "(N, K)")
-    latent_array = _inputs.as_matrix(latents, "latents", "(N, D)")
-    if source_array.shape[0] != latent_array.shape[0]:
-        raise ValueError(
-            f"sources and latents must have the same number of samples, got {source_array.shape[0]} "
-            f"and {latent_array.shape[0]}"
-        )
-    n, k = source_array.shape
-    if n < 2:
-        raise ValueError(f"InfoMEC needs at least 2 samples, got {n}")
-    if k < 2:
-        raise ValueError(f"InfoMEC needs at least 2 sources (InfoM rescales by 1 - 1/K), got {k}")
-    if latent_array.shape[1] < 1:
-        raise ValueError("latents has no columns")
-    return source_array, latent_array
-
-
-def _resolve_discrete(latents: np.ndarray, discrete_latents: bool | None) -> bool:
-    if discrete_latents is None:
-        return latents.dtype.kind in "biu"
-    return bool(discrete_latents)
-
-
-def _encode_sources(sources: np.ndarray) -> tuple[np.ndarray, list[int]]:
-    """Label-encode each source column; a constant source has no entropy to normalise by."""
-    columns, n_classes = zip(*(_mi.label_encode(column) for column in sources.T), strict=True)
-    constant = [k for k, c in enumerate(n_classes) if c < 2]
-    if constant:
-        raise ValueError(
-            f"source(s) {constant} take a single value: their entropy is 0, so their NMI is undefined; "
-            "drop those columns"
-        )
-    return np.stack(columns, axis=1), list(n_classes)
 
 
 def active_latents(latents: np.ndarray, *, discrete: bool, activity: Activity = "reference") -> np.ndarray:

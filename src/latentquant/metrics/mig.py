@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from latentquant.metrics import _inputs, _mi
+from . import _inputs, _mi
 
 
 def mig(

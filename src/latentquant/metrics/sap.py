@@ -7,7 +7,7 @@ from typing import Literal
 
 import numpy as np
 
-from latentquant.metrics import _inputs
+from . import _inputs
 
 FactorType = Literal["continuous", "discrete"]
 

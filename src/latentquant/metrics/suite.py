@@ -1,15 +1,20 @@
-"""Every array metric at once, flattened to named scalars: what ``latentquant metrics`` prints."""
+"""Every array metric at once, flattened to named scalars, and the ``.npz`` they are read from: what
+``latentquant metrics`` prints."""
 
 from __future__ import annotations
 
+import os
+import zipfile
+
 import numpy as np
 
-from latentquant.metrics import _inputs
-from latentquant.metrics.dci import Predictor, dci
-from latentquant.metrics.dci_es import dci_es
-from latentquant.metrics.infomec import infomec
-from latentquant.metrics.mig import mig
-from latentquant.metrics.sap import sap
+from ..errors import UserError
+from . import _inputs
+from .dci import Predictor, dci
+from .dci_es import dci_es
+from .infomec import infomec
+from .mig import mig
+from .sap import sap
 
 # The FactorVAE score needs a sampler that can fix a factor and PSNR needs images: neither fits plain arrays.
 NOT_FROM_ARRAYS = ("factorvae_score", "psnr")
@@ -41,3 +46,41 @@ def array_metrics(
     explicitness = dci_es(sources, latents)
     result.update(dci_es_explicitness=explicitness["explicitness"], dci_es_size=explicitness["size"])
     return {key: float(value) for key, value in result.items()}
+
+
+def load_metric_arrays(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, bool | None]:
+    """(sources, latents, discrete_latents) from an ``.npz``, or a :class:`~latentquant.errors.UserError` naming
+    what is wrong.
+
+    The archive holds ``sources`` (N, K) and ``latents`` (N, D), and optionally ``discrete_latents``, a single
+    boolean (absent: ``None``, follow the latents' dtype). Pickled (object) arrays are refused.
+    """
+    if not os.path.isfile(path):
+        raise UserError(f"no such file: {path}")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise UserError(f"{path}: not a readable .npz file ({e})") from e
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise UserError(f"{path}: expected an .npz archive with arrays 'sources' and 'latents', got a single array")
+    with archive:
+        missing = [key for key in ("sources", "latents") if key not in archive.files]
+        if missing:
+            raise UserError(f"{path}: missing array(s) {', '.join(map(repr, missing))}; found {archive.files}")
+        try:
+            sources, latents = archive["sources"], archive["latents"]
+            discrete = archive["discrete_latents"] if "discrete_latents" in archive.files else None
+        except ValueError as e:  # object arrays need pickle, which is refused
+            raise UserError(f"{path}: {e}") from e
+    for key, array in (("sources", sources), ("latents", latents)):
+        if array.ndim != 2:
+            raise UserError(f"{path}: '{key}' must be 2-D (N, {'K' if key == 'sources' else 'D'}), got shape "
+                            f"{array.shape}")
+    if len(sources) != len(latents):
+        raise UserError(f"{path}: 'sources' has {len(sources)} rows but 'latents' has {len(latents)}")
+    if discrete is not None:
+        if discrete.shape != () or discrete.dtype.kind != "b":
+            raise UserError(f"{path}: 'discrete_latents' must be a single boolean, got {discrete.dtype} "
+                            f"of shape {discrete.shape}")
+        discrete = bool(discrete)
+    return sources, latents, discrete

@@ -1,4 +1,7 @@
-"""temporary"""
+"""Codebook usage of quantized latents: how often each value is used, and the entropy of that use."""
+
+from __future__ import annotations
+
 import numpy as np
 
 
@@ -29,5 +32,3 @@ def usage_entropy_bits(counts: np.ndarray) -> np.ndarray:
     p = counts / np.maximum(counts.sum(axis=-1, keepdims=True), 1.0)
     safe = np.where(p > 0, p, 1.0)  # log2(1) = 0: unused values add nothing
     return -(p * np.log2(safe)).sum(axis=-1)
-
-

@@ -1,9 +1,9 @@
 """Encoder and decoder networks: the paper's image encoder and style decoder, at any width.
 
 Architecture facts (the authors' JAX code, kylehkhsu/latent_quantization: `disentangle/blocks`,
-`configs/encoder_partial/image.yaml`, `configs/decoder_partial/style_image.yaml`; docs/models.md): bias-free convolutions, per-sample per-channel
-instance norm with eps 1e-6, LeakyReLU 0.2; the decoder is a StyleGAN-like stack of transposed
-convolutions modulated by a style vector computed from z.
+`configs/encoder_partial/image.yaml`, `configs/decoder_partial/style_image.yaml`; docs/models.md): bias-free
+convolutions, per-sample per-channel instance norm with eps 1e-6, LeakyReLU 0.2; the decoder is a StyleGAN-like
+stack of transposed convolutions modulated by a style vector computed from z.
 """
 
 from __future__ import annotations

@@ -8,21 +8,15 @@ every factor visibly changes the image.
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import numpy as np
-from PIL import Image
 
-from latentquant.data._common import grid_classes, subset_indices
-from latentquant.data.nvlabs import FALCOR3D, ISAAC3D, NATIVE_SIZE, NvlabsSpec, png_name
-from latentquant.errors import UserError
+from ...errors import UserError
+from ..catalog import FALCOR3D, ISAAC3D, DatasetSpec
 
 _BLOCK = 128  # images rendered per step: bounds float32 scratch memory (~100 MB at 128x128)
 
 
-def _check_classes(classes: np.ndarray, spec: NvlabsSpec) -> np.ndarray:
+def _check_classes(classes: np.ndarray, spec: DatasetSpec) -> np.ndarray:
     classes = np.asarray(classes)
     sizes = np.asarray(spec.factor_sizes)
     if classes.ndim != 2 or classes.shape[1] != len(sizes) or (classes < 0).any() or (classes >= sizes).any():
@@ -185,7 +179,7 @@ def _isaac_block(classes: np.ndarray, t: np.ndarray, size: int) -> np.ndarray:
     return _to_uint8(img)
 
 
-def render_falcor3d(classes: np.ndarray, image_size: int = NATIVE_SIZE) -> np.ndarray:
+def render_falcor3d(classes: np.ndarray, image_size: int = FALCOR3D.native_size) -> np.ndarray:
     """(n, 7) class indices in Falcor3D file order -> (n, S, S, 3) uint8 look-alike images."""
     classes = _check_classes(classes, FALCOR3D)
     t = classes / (np.asarray(FALCOR3D.factor_sizes) - 1.0)
@@ -195,7 +189,7 @@ def render_falcor3d(classes: np.ndarray, image_size: int = NATIVE_SIZE) -> np.nd
     return out
 
 
-def render_isaac3d(classes: np.ndarray, image_size: int = NATIVE_SIZE) -> np.ndarray:
+def render_isaac3d(classes: np.ndarray, image_size: int = ISAAC3D.native_size) -> np.ndarray:
     """(n, 9) class indices in Isaac3D file order -> (n, S, S, 3) uint8 look-alike images."""
     classes = _check_classes(classes, ISAAC3D)
     t = classes / (np.asarray(ISAAC3D.factor_sizes) - 1.0)
@@ -205,45 +199,5 @@ def render_isaac3d(classes: np.ndarray, image_size: int = NATIVE_SIZE) -> np.nda
     return out
 
 
-_RENDERERS = {"falcor3d": render_falcor3d, "isaac3d": render_isaac3d}
-
-
-def write_folder(spec: NvlabsSpec, root: str | os.PathLike, subset: int | None = None, seed: int = 0) -> Path:
-    """Write the look-alike in the official layout: ``images/%06d.png`` (128x128) + the labels file.
-
-    ``subset``: number of grid points drawn without replacement (seeded), kept in grid order; None writes
-    the whole grid. Everything goes into a temporary folder renamed at the end, so a killed run leaves
-    no half-written dataset.
-    """
-    root = Path(root)
-    if root.exists():
-        raise UserError(f"{root} already exists; remove it or choose another folder")
-    indices = subset_indices(subset, seed, spec.num_images)
-    classes = grid_classes(indices, spec.factor_sizes)
-    labels = classes / (np.asarray(spec.factor_sizes, dtype=np.float64) - 1.0)
-    render = _RENDERERS[spec.name]
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        (tmp / "images").mkdir(parents=True)
-        for s in range(0, len(indices), _BLOCK):
-            for index, image in zip(indices[s:s + _BLOCK], render(classes[s:s + _BLOCK]), strict=True):
-                # Level 1: the decoded pixels are identical and writing is several times faster.
-                Image.fromarray(image).save(tmp / "images" / png_name(int(index)), compress_level=1)
-        with open(tmp / spec.labels_file, "wb") as f:  # np.save on a path would append ".npy"
-            np.save(f, labels.astype(np.float64))
-        os.rename(tmp, root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
-
-
-def write_falcor3d_folder(root: str | os.PathLike, subset: int | None = None, seed: int = 0) -> Path:
-    """Falcor3D look-alike folder (``images/`` + ``train-rec.labels``); subset None = all 233,280 images."""
-    return write_folder(FALCOR3D, root, subset=subset, seed=seed)
-
-
-def write_isaac3d_folder(root: str | os.PathLike, subset: int | None = None, seed: int = 0) -> Path:
-    """Isaac3D look-alike folder (``images/`` + ``labels.npy``); subset None = all 737,280 images."""
-    return write_folder(ISAAC3D, root, subset=subset, seed=seed)
+# name -> renderer, for data/nvlabs.py's writer of the official folder layout.
+RENDERERS = {"falcor3d": render_falcor3d, "isaac3d": render_isaac3d}

@@ -12,7 +12,9 @@ from functools import lru_cache
 
 import numpy as np
 
-IMAGE_SIZE = 64
+from ..catalog import DSPRITES
+
+IMAGE_SIZE = DSPRITES.native_size
 SQUARE_SIDE = 19.1
 ELLIPSE_AXES = (23.2, 13.1)  # full lengths along the shape's own x and y at orientation 0
 HEART_BOX = 17.3  # chosen so the area matches the measured ~183 px at scale 1, inside a ~17 px box
@@ -20,9 +22,7 @@ _WINDOW = 32  # every sprite fits in a 32x32 window around its centre (square di
 _HEART_RES = 640  # lookup-mask resolution across the heart's box: ~0.03 px at scale 1
 
 # Class -> value grids (the official file's ``latents_possible_values``, colour dropped).
-SCALES = np.linspace(0.5, 1.0, 6)
-ORIENTATIONS = np.linspace(0.0, 2 * np.pi, 40)
-POSITIONS = np.linspace(0.0, 1.0, 32)
+_, SCALES, ORIENTATIONS, POSITIONS, _ = DSPRITES.factor_values
 
 
 def _heart_outline(n: int = 720) -> tuple[np.ndarray, np.ndarray]:

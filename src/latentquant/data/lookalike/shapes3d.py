@@ -21,9 +21,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from latentquant.data.shapes3d import FACTOR_SIZES, FACTOR_VALUES
-from latentquant.errors import UserError
+from ...errors import UserError
+from ..catalog import SHAPES3D
 
+FACTOR_SIZES = SHAPES3D.factor_sizes
+FACTOR_VALUES = SHAPES3D.factor_values
 SKY_RGB = np.array([153.0, 226.0, 249.0])
 
 # Camera and room (world units: a cube of scale 1 has side 1; z is up, the object stands at the origin).

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..catalog import MPI3D
+
 STAGE_RGB = np.array([52.0, 52.0, 52.0])
 BACKGROUND_RGB = np.array([[97.0, 73.0, 138.0], [67.0, 93.0, 89.0], [99.0, 70.0, 79.0]])  # purple, sea green, salmon
 OBJECT_RGB = np.array([
@@ -85,7 +87,7 @@ def _object(shape: int, u: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def render_mpi3d(classes: np.ndarray, image_size: int = 64) -> np.ndarray:
     """Render (n, 7) MPI3D class indices (6x6 grid order) as (n, size, size, 3) uint8 images."""
-    classes = np.asarray(classes, dtype=np.int64).reshape(-1, 7)
+    classes = np.asarray(classes, dtype=np.int64).reshape(-1, len(MPI3D.factor_sizes))
     n = len(classes)
     s = image_size * _SS
     scale = image_size / 64.0
@@ -113,8 +115,8 @@ def render_mpi3d(classes: np.ndarray, image_size: int = 64) -> np.ndarray:
     canvas[np.broadcast_to(np.abs(y - arc_row) <= _ARC_HALF_WIDTH, canvas.shape)] = 1
 
     # Arm kinematics: swing about the base (horizontal_axis), shortened by the tilt (vertical_axis).
-    swing = np.radians(np.linspace(-_SWING_DEG, _SWING_DEG, 40, dtype=np.float32))[col(5)]
-    tilt = (np.float32(_TILT / 39.0) * col(6)).astype(np.float32)
+    swing = np.radians(np.linspace(-_SWING_DEG, _SWING_DEG, MPI3D.factor_sizes[5], dtype=np.float32))[col(5)]
+    tilt = (np.float32(_TILT / (MPI3D.factor_sizes[6] - 1)) * col(6)).astype(np.float32)
     reach = 1.0 - tilt
     tip_x = (32.0 + _ARM_REACH_X * reach * np.sin(swing)).astype(np.float32)
     tip_y = (base_y - 4.0 - _ARM_REACH_Y * reach * np.cos(swing) + 10.0 * tilt).astype(np.float32)
