@@ -41,3 +41,17 @@ def factorial_sources(sizes: tuple[int, ...], repeats: int) -> np.ndarray:
     axes = np.meshgrid(*[np.arange(s) for s in sizes], indexing="ij")
     grid = np.stack([a.ravel() for a in axes], axis=1)
     return np.repeat(grid, repeats, axis=0)
+
+
+def make_file_creation_fail(monkeypatch, code: int) -> None:
+    """Every os.open that would create a file fails with errno `code` (EROFS: a read-only mount, ENOSPC: full)."""
+    import os
+
+    real_open = os.open
+
+    def refuse(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT:
+            raise OSError(code, os.strerror(code), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)

@@ -7,6 +7,7 @@ import os
 
 import pytest
 import torch
+from helpers import make_file_creation_fail
 from safetensors.torch import save_file
 from torch import nn
 
@@ -429,14 +430,7 @@ def test_disk_full_while_saving_leaves_no_partial_checkpoint(d, monkeypatch, whi
 def test_read_only_file_system_while_saving(d, monkeypatch):
     model, opt = trained(1)
     d.mkdir()
-    real_open = os.open
-
-    def read_only(path, flags, *args, **kwargs):
-        if flags & os.O_CREAT:
-            raise OSError(errno.EROFS, "Read-only file system", str(path))
-        return real_open(path, flags, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", read_only)
+    make_file_creation_fail(monkeypatch, errno.EROFS)
     with pytest.raises(UserError, match=r"saving checkpoint .*step_1\.safetensors: read-only file system"):
         save(d, 1, model, opt)
     monkeypatch.undo()

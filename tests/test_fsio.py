@@ -4,6 +4,7 @@ import errno
 import os
 
 import pytest
+from helpers import make_file_creation_fail
 
 from latentquant import fsio
 from latentquant.errors import UserError
@@ -232,14 +233,7 @@ def test_disk_full_during_a_real_write_is_one_line(run_dir, monkeypatch):
 
 
 def test_read_only_file_system_via_open(run_dir, monkeypatch):
-    real_open = os.open
-
-    def read_only(path, flags, *args, **kwargs):
-        if flags & os.O_CREAT:
-            raise OSError(errno.EROFS, "Read-only file system", str(path))
-        return real_open(path, flags, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", read_only)
+    make_file_creation_fail(monkeypatch, errno.EROFS)
     with pytest.raises(UserError, match="read-only file system$"), fsio.disk_errors("writing status.json"):
         fsio.atomic_write_text(run_dir / "status.json", "{}")
     assert list(run_dir.iterdir()) == []

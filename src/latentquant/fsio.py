@@ -79,21 +79,14 @@ def _unlink_quietly(path: Path) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Replace `path` with `data` atomically; a symlink at `path` is replaced, never written through."""
-    path = Path(path)
-    fd, tmp = _create_temp(path)
-    try:
+    with atomic_write(path) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_NOFOLLOW)
         try:
             view = memoryview(data)
             while view:  # os.write may write less than asked
                 view = view[os.write(fd, view):]
-            os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-    _fsync_dir(path.parent)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
