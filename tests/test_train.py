@@ -180,3 +180,20 @@ def test_trains_on_every_dataset(name, tmp_path, monkeypatch):
     metrics = train_mod.train(cfg)
     assert np.isfinite(metrics["psnr"]) and 0.0 <= metrics["infom"] <= 1.0
     assert (tmp_path / "run" / "eval" / "step_2" / "traversals.png").is_file()
+
+
+@pytest.mark.parametrize("model", ["qlae", "qlinfowgan_gp"])
+def test_compile_applies_to_every_model(model, tiny_h5, tmp_path, monkeypatch):
+    import torch
+
+    compiled = []
+
+    def record(fn, *args, **kwargs):  # stands in for torch.compile: records what would be compiled
+        compiled.append(fn)
+        return fn
+
+    monkeypatch.setattr(torch, "compile", record)
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: compiled.append(self))
+    train_mod.train(tiny_config(tiny_h5, tmp_path / "r", f"model={model}", "train.steps=2", "train.compile=true",
+                                "eval.figures=false"))
+    assert len(compiled) == 1
