@@ -1,9 +1,19 @@
 """Fixtures only (helpers live in helpers.py): a tiny Shapes3D-format file and a tiny run's overrides."""
 
-import pytest
-from helpers import TINY
+import os
 
-from latentquant.data.shapes3d import write_shapes3d_h5
+# Set before torch and numpy start their thread pools; the CLI subprocesses the tests start inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from helpers import TINY  # noqa: E402
+
+# One thread per test process: the suite runs two processes on two cores (pytest -n 2), and tiny models gain
+# nothing from more; every run the tests start says train.threads=1 as well.
+torch.set_num_threads(1)
+
+from latentquant.data.shapes3d import write_shapes3d_h5  # noqa: E402
 
 
 @pytest.fixture(scope="session")
