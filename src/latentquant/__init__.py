@@ -1,18 +1,18 @@
 """latentquant: disentangled representation learning through latent quantization, in PyTorch.
 
 The face of the library; everything else lives in its own module (`latentquant.metrics`, `latentquant.data`,
-`latentquant.models`, ...). Names other than the quantizer load on first use, so `latentquant --help` stays fast.
+`latentquant.models`, ...). Each name loads its module on first use, so commands that need no torch
+(`latentquant --help`, `latentquant data check`, `latentquant metrics`) start without importing it.
 """
 
 from importlib import import_module
 from typing import Any
 
-from .modules.latents import LatentOutput as LatentOutput
-from .modules.quantizers import ScalarQuantizer as ScalarQuantizer
-
 __version__ = "0.1.0"
 
 _LAZY = {
+    "ScalarQuantizer": ("modules.quantizers", "ScalarQuantizer"),  # per-latent learnable scalar codebooks
+    "LatentOutput": ("modules.latents", "LatentOutput"),
     "build_model": ("models", "build_model"),  # name, parts, num_latents, **hyperparameters -> LatentModel
     "list_models": ("models", "list_models"),
     "load_config": ("config", "resolve"),  # key=value overrides -> a finished Config
