@@ -15,6 +15,7 @@ def cli(*args, cwd):
                           cwd=cwd, timeout=120)
 
 
+@pytest.mark.slow
 def test_make_then_check(tmp_path):
     out = tmp_path / "tiny.h5"
     made = cli("make", "shapes3d", "--out", str(out), "--subset", "120", "--image-size", "32", cwd=tmp_path)

@@ -178,6 +178,7 @@ def tiny_h5(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_cli_run_writes_everything(tiny_h5, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "latentquant.cli", "train", *TINY, f"data.path={tiny_h5}",
                            f"run_dir={tmp_path / 'run'}", "train.steps=10"],

@@ -248,6 +248,7 @@ def test_a_second_writer_is_refused_naming_the_first(run):
     assert proc.returncode == 0, proc.stderr  # the dead holder's lock is taken over
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_trainer_process_with_a_checkpoint_and_a_resume_hint(tmp_path, tiny_h5):
     run = tmp_path / "r"
     proc = subprocess.Popen([sys.executable, "-m", "latentquant.cli", "train", *TINY, f"data.path={tiny_h5}",

@@ -41,6 +41,7 @@ def test_bad_plans_name_the_problem(tmp_path):
     assert main(["reproduce", "--dry-run", "--isaac3d", str(tmp_path / "missing")]) == 2
 
 
+@pytest.mark.slow
 def test_tiny_reproduce_trains_writes_tables_and_continues(tiny_args, tmp_path, capsys):
     extra = (*tiny_args, "train.steps=4", "train.eval_every=100", "eval.figures=false", "eval.factorvae_votes=64")
     trials = plan({}, seeds=2, models=("qlae", "ae"), extra=extra)

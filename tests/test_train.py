@@ -121,6 +121,7 @@ def test_cli_prints_final_scores(tiny_h5, tmp_path):
     assert Path(tmp_path / "r" / "config.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_eval_command_reproduces_training_evaluation(tiny_h5, tmp_path):
     run = tmp_path / "run"
     train_mod.train(tiny_config(tiny_h5, run, "train.steps=4", "train.checkpoint_every=2", "train.eval_every=2",
