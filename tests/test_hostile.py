@@ -384,3 +384,46 @@ def test_a_symlinked_metrics_log_is_refused(run, tmp_path):
 
 def test_user_error_is_a_value_error():
     assert issubclass(UserError, ValueError)
+
+
+# --- run directories written before this layout -----------------------------------------------------------------
+
+# The model section every config.yaml had before hyperparameters were per model: every model's keys, null where
+# the model's default applied.
+OLD_MODEL_KEYS = {"num_values": 10, "learn_values": True, "lambda_quant": 0.01, "lambda_commit": 0.01,
+                  "global_codebook": False, "beta": None, "lambda_mi": None, "lambda_tc": None, "lambda_dwkl": None,
+                  "lambda_nonneg": None, "lambda_activity": None, "lambda_gp": None, "lambda_latent": None,
+                  "lambda_value": None, "num_embeddings": 512, "embedding_dim": 64}
+
+
+def _make_old(run: Path) -> None:
+    """Rewrite a run directory as the previous version wrote it: the union config, single-prefix checkpoints
+    without a checksum."""
+    from safetensors.numpy import save_file
+
+    tree = yaml.safe_load((run / "config.yaml").read_text())
+    tree["model"].update(OLD_MODEL_KEYS)
+    (run / "config.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
+    for marker in (run / "checkpoints").glob("step_*.json"):
+        meta = json.loads(marker.read_text())
+        meta["optimizer"] = meta.pop("optimizer_model")
+        for key in ("format", "file"):
+            meta.pop(key, None)
+        for key in ("rng", "window"):
+            meta.pop(key, None)
+        marker.write_text(json.dumps(meta))
+        weights = marker.with_suffix(".safetensors")
+        tensors = load_file(weights)
+        save_file({k.replace("optimizer_model.", "optimizer.", 1): v for k, v in tensors.items()}, str(weights))
+
+
+def test_a_run_directory_of_the_previous_version_loads_evaluates_reports_and_resumes(run):
+    _make_old(run)
+    cfg = runs.read_config(run)
+    assert cfg.model.name == "qlae" and cfg.model.lambda_quant == 0.01 and "beta" not in cfg.model.hyper
+    proc = run_cli("eval", str(run), "--factorvae-votes", "0", "--dci-predictor", "forest", cwd=run.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert run_cli("report", str(run), cwd=run.parent).returncode == 0
+    proc = run_cli("train", f"resume={run}", "train.steps=8", "eval.figures=false", cwd=run.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert runs.final_metrics(run)["step"] == 8
