@@ -74,3 +74,33 @@ def test_single_resolution_datasets_downscale_on_load(tmp_path):
     assert abs(half.images.astype(float).mean() - full.images.astype(float).mean()) < 1.0
     with pytest.raises(Exception, match="must divide 64"):
         load("dsprites", path, image_size=48)
+
+
+def test_check_of_a_truncated_hdf5_file_is_one_line(tmp_path):
+    from latentquant.data.shapes3d import write_shapes3d_h5
+
+    whole = write_shapes3d_h5(tmp_path / "3dshapes.h5", image_size=32, subset=20)
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(whole.read_bytes()[:4096])
+    proc = cli("check", str(cut), cwd=tmp_path)
+    assert proc.returncode in (1, 2) and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "truncated or corrupt" in proc.stderr
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A PNG signature and IHDR chunk (valid CRC) for an image of width x height: enough for a decoder to refuse."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+
+
+def test_a_png_declaring_forty_thousand_squared_pixels_is_one_line(tmp_path):
+    from latentquant.data.nvlabs import _decode_chunk
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_declaring(40_000, 40_000))
+    images, error = _decode_chunk(([str(bomb)], 8, None))
+    assert images is None and error.startswith(f"{bomb}: unreadable PNG") and "\n" not in error

@@ -9,7 +9,7 @@ import pytest
 from helpers import factorial_sources
 from sklearn.metrics import mutual_info_score
 
-from latentquant.metrics import dci, dci_es, mig, sap
+from latentquant.metrics import array_metrics, dci, dci_es, mig, sap
 from latentquant.metrics.dci import disentanglement_completeness
 
 SIZES = (5, 4, 3)
@@ -226,3 +226,30 @@ def test_bad_input_raises_value_error(name: str, sources, latents, message: str)
 def test_gap_metrics_need_two_latents(metric) -> None:
     with pytest.raises(ValueError, match="at least 2 latent"):
         metric(GOOD_S, GOOD_Z[:, :1])
+
+
+def test_huge_latents_score_as_their_scaled_down_copy():
+    """A column near ±1.7e308 has a range that overflows float64; it must score as the same column made small
+    (a power-of-two scale, so the two are exactly proportional), not as 'every latent is constant'."""
+    rng = np.random.default_rng(0)
+    sources = rng.integers(0, 4, (400, 2))
+    small = np.column_stack([sources[:, 0] - 1.5, rng.standard_normal(400), sources[:, 1] * 0.3])
+    huge = small.copy()
+    huge[:, 0] = np.ldexp(small[:, 0], 1023)  # up to ±1.3e308: its range overflows
+    a = array_metrics(sources, small, dci_predictor="forest")
+    b = array_metrics(sources, huge, dci_predictor="forest")
+    assert abs(huge[:, 0]).max() > 1e308
+    for key in ("infom", "infoe", "infoc", "mig", "sap", "dci_d", "dci_es_explicitness"):
+        assert b[key] == pytest.approx(a[key], abs=1e-9), key
+
+
+def test_uint64_sources_near_two_to_the_64_score_as_small_labels():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 4, (400, 2)).astype(np.uint64)
+    latents = labels.astype(np.float64) + 0.01 * rng.standard_normal((400, 2))
+    top = labels + np.uint64(2**64 - 8)  # the same labels near 2**64: cast directly, they merge into one float64
+    assert len(np.unique(top[:, 0].astype(np.float64))) == 1
+    a = array_metrics(labels, latents, dci_predictor="forest")
+    b = array_metrics(top, latents, dci_predictor="forest")
+    for key in ("sap", "dci_es_explicitness", "infom", "mig"):
+        assert np.isfinite(b[key]) and b[key] == pytest.approx(a[key], abs=1e-6), key

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import UserError
+from ._common import one_line
 from .catalog import CATALOG, describe
 from .dsprites import write_dsprites_npz
 from .loading import DATASETS, load
@@ -67,8 +68,11 @@ def detect(path: Path) -> str:
     if magic == b"\x89HDF\r\n\x1a\n":
         import h5py
 
-        with h5py.File(path, "r") as h5:
-            keys = set(h5.keys())
+        try:
+            with h5py.File(path, "r") as h5:
+                keys = set(h5.keys())
+        except OSError as e:
+            raise UserError(f"{path}: cannot open as HDF5 (truncated or corrupt): {one_line(e)}") from None
         if "imgs" in keys:
             return "dsprites"
         if {"images", "labels"} <= keys:

@@ -110,7 +110,7 @@ def _decode_chunk(task: tuple[list[str], int, tuple[int, int] | None]) -> tuple[
                     # tf.image.resize(..., "bicubic", antialias=True) used by the reference code.
                     rgb = rgb.resize((size, size), Image.BICUBIC, reducing_gap=None)
                 out[i] = np.asarray(rgb, dtype=np.uint8)
-        except (OSError, ValueError, SyntaxError) as exc:
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             return None, f"{path}: unreadable PNG: {one_line(exc)}"
     return out, None
 
@@ -158,7 +158,7 @@ def _resized_images(root: Path, indices: np.ndarray, spec: DatasetSpec, size: in
     try:
         with Image.open(paths[0]) as first:
             native = first.size
-    except OSError as exc:
+    except (OSError, Image.DecompressionBombError) as exc:  # a header declaring billions of pixels, say
         raise UserError(f"{paths[0]}: unreadable PNG: {one_line(exc)}") from exc
     print(f"{spec.title}: decoding {len(paths):,} PNGs from {root} to {size}x{size} once, into {file}",
           file=sys.stderr, flush=True)

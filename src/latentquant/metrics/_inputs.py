@@ -41,7 +41,31 @@ def paired_arrays(
         raise ValueError("latents has no columns")
     if latent_array.shape[1] < min_latents:
         raise ValueError(f"{metric} needs at least {min_latents} latent(s), got {latent_array.shape[1]}")
-    return source_array, latent_array
+    return source_array, rescaled_latents(latent_array)
+
+
+def float_sources(sources: np.ndarray) -> np.ndarray:
+    """Sources as float64 for metrics that treat them as real values. Integer columns are shifted to start at 0
+    in integer arithmetic first: uint64 labels near 2**64 would otherwise merge when cast (R² and explicitness
+    are unchanged by the shift)."""
+    if sources.dtype.kind in "iu":
+        return (sources - sources.min(axis=0)).astype(np.float64)
+    return sources.astype(np.float64)
+
+
+def rescaled_latents(latents: np.ndarray) -> np.ndarray:
+    """Latent columns whose magnitude would overflow a range or a distance (above 2**1000) divided by a power of
+    two, which is exact: every metric here is invariant to a column's scale, and values elsewhere stay bit for
+    bit what they were."""
+    if latents.dtype.kind != "f" or latents.size == 0:
+        return latents
+    peak = np.abs(latents).max(axis=0)
+    big = peak > 2.0**1000
+    if not big.any():
+        return latents
+    out = latents.astype(np.float64, copy=True)
+    out[:, big] = np.ldexp(out[:, big], -(np.frexp(peak[big])[1] + 2))  # into [-0.25, 0.25]
+    return out
 
 
 def encoded_sources(sources: np.ndarray, metric: str) -> tuple[np.ndarray, list[int]]:

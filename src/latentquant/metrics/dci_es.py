@@ -65,7 +65,8 @@ def dci_es(
     train, test = _inputs.train_test_indices(n, n - n_test, n_test, rng)
 
     z_train, z_test = _standardise(latent_array[train], latent_array[test])
-    s_train, s_test = _standardise(source_array[train], source_array[test])
+    real = _inputs.float_sources(source_array)
+    s_train, s_test = _standardise(real[train], real[test])
     weights = rng.normal(0.0, 1.0 / bandwidth, size=(d, caps[-1]))
     phases = rng.uniform(0.0, 2 * np.pi, size=caps[-1])
 

@@ -118,11 +118,14 @@ def active_latents(latents: np.ndarray, *, discrete: bool, activity: Activity = 
     range; discrete latents need IQR > 0.1 (an absolute threshold: Tripod's codes lie in [-1, 1]),
     continuous ones IQR > max IQR / 10. Raises ``ValueError`` when no latent is active.
     """
-    values = np.asarray(latents, dtype=np.float64)
+    # Halved first: a column spanning ±1.7e308 has a range that overflows float64, which would make every range
+    # compare as inf (or nan) and every latent look inactive. Halving scales every range alike, so the
+    # thresholds pick the same latents (Tripod's absolute 0.1 becomes 0.05 on the halved scale).
+    values = np.asarray(latents, dtype=np.float64) / 2
     if activity == "tripod":
         q25, q75 = np.percentile(values, [25, 75], axis=0)
         iqr = q75 - q25
-        active = iqr > 0.1 if discrete else iqr > iqr.max() / 10
+        active = iqr > 0.05 if discrete else iqr > iqr.max() / 10
         if not active.any():
             raise ValueError("no active latent: every interquartile range is below Tripod's threshold")
         return active

@@ -36,7 +36,7 @@ def sap(
     source_array, latent_array = _inputs.paired_arrays(sources, latents, "SAP", min_latents=2)
     codes, _ = _inputs.encoded_sources(source_array, "SAP")
     if factor_type == "continuous":
-        scores = r_squared_matrix(source_array.astype(np.float64), latent_array.astype(np.float64))
+        scores = r_squared_matrix(_inputs.float_sources(source_array), latent_array.astype(np.float64))
     elif factor_type == "discrete":
         scores = _classification_matrix(codes, latent_array.astype(np.float64), test_fraction, random_state)
     else:
