@@ -57,8 +57,8 @@ def rescaled_latents(latents: np.ndarray) -> np.ndarray:
     """Latent columns whose magnitude would overflow a range or a distance (above 2**1000) divided by a power of
     two, which is exact: every metric here is invariant to a column's scale, and values elsewhere stay bit for
     bit what they were."""
-    if latents.dtype.kind != "f" or latents.size == 0:
-        return latents
+    if latents.dtype.kind != "f" or latents.dtype.itemsize < 8 or latents.size == 0:
+        return latents  # narrower floats are computed on in float64, where they cannot overflow
     peak = np.abs(latents).max(axis=0)
     big = peak > 2.0**1000
     if not big.any():
