@@ -104,3 +104,22 @@ def test_a_png_declaring_forty_thousand_squared_pixels_is_one_line(tmp_path):
     bomb.write_bytes(_png_declaring(40_000, 40_000))
     images, error = _decode_chunk(([str(bomb)], 8, None))
     assert images is None and error.startswith(f"{bomb}: unreadable PNG") and "\n" not in error
+
+
+@pytest.mark.parametrize("shape", [(4, 32, 16, 3), (1, 32, 32, 3)])
+def test_check_refuses_what_training_would_refuse(shape, tmp_path):
+    """Non-square images, or a single image: `data check` says so (exit 1) as `train` does (exit 2), in one line."""
+    from latentquant.data.shapes3d import FACTOR_VALUES
+
+    bad = tmp_path / "3dshapes.h5"
+    with h5py.File(bad, "w") as f:
+        f["images"] = np.zeros(shape, np.uint8)
+        f["labels"] = np.tile([v[0] for v in FACTOR_VALUES], (shape[0], 1)).astype(np.float64)
+    checked = cli("check", str(bad), cwd=tmp_path)
+    trained = subprocess.run([sys.executable, "-m", "latentquant.cli", "train", f"data.path={bad}",
+                              f"run_dir={tmp_path / 'run'}", "data.image_size=32"], capture_output=True, text=True,
+                             cwd=tmp_path, timeout=120)
+    for proc, code in ((checked, 1), (trained, 2)):
+        assert proc.returncode == code and proc.stderr.strip().count("\n") == 0, proc.stderr
+        assert ("square" if shape[2] != shape[1] else "at least 2") in proc.stderr
+    assert not (tmp_path / "run").exists()

@@ -35,8 +35,19 @@ def load(name: str, path: str | None = None, **options) -> GroundTruthData:
     """Load dataset ``name`` from the official file at ``path``, or its look-alike when path is None.
 
     For files stored at one resolution (dSprites, MPI3D, Shapes3D: 64x64), ``image_size`` may be a divisor:
-    the images are then area-averaged in memory after loading (the CPU preset trains at 32x32).
+    the images are then area-averaged in memory after loading (the CPU preset trains at 32x32). What every
+    model needs is checked here, so `data check` and `train` accept the same files: square images, two or more.
     """
+    data = _load(name, path, **options)
+    where = path if path is not None else f"the {name} look-alike"
+    if data.images.ndim != 4 or data.images.shape[1] != data.images.shape[2]:
+        raise UserError(f"{where}: images must be square (N, H, H, C), got shape {tuple(data.images.shape)}")
+    if len(data) < 2:
+        raise UserError(f"{where}: holds {len(data)} image(s); training and evaluation need at least 2")
+    return data
+
+
+def _load(name: str, path: str | None = None, **options) -> GroundTruthData:
     loader = DATASETS.get(name)
     if loader is None:
         raise UserError(f"unknown dataset '{name}'; known datasets: {', '.join(sorted(DATASETS))}")
