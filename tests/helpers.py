@@ -55,3 +55,12 @@ def make_file_creation_fail(monkeypatch, code: int) -> None:
         return real_open(path, flags, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", refuse)
+
+
+def timeless_log(run_dir) -> list[dict]:
+    """Every record of a run's metrics.jsonl, parsed strictly, without the one timing-dependent key."""
+    import json
+    from pathlib import Path
+
+    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k != "images_per_s"} for line in lines]

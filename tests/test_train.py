@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import TINY
+from helpers import TINY, timeless_log
 from safetensors.numpy import load_file
 
 from latentquant import config
@@ -70,15 +70,7 @@ def test_killed_run_resumes_to_the_same_end(tiny_h5, tmp_path, monkeypatch):
     for k in a:
         assert (a[k] == b[k]).all(), k
 
-    def records(run):
-        out = []
-        for ln in (tmp_path / run / "metrics.jsonl").read_text().splitlines():
-            rec = json.loads(ln)
-            rec.pop("images_per_s", None)
-            out.append(rec)
-        return out
-
-    assert records("straight") == records("killed")
+    assert timeless_log(tmp_path / "straight") == timeless_log(tmp_path / "killed")
 
 
 def run_cli(*args, cwd):

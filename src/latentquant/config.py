@@ -26,8 +26,6 @@ import yaml
 
 from .errors import UserError
 
-ARCHITECTURE_KEYS = ("widths", "blocks_per_stage", "dense")
-
 
 @dataclass
 class ModelConfig:

@@ -141,7 +141,7 @@ def train(cfg: Config) -> dict[str, float]:
     start = 0
     run = RunDir.create(cfg) if cfg.resume is None else RunDir.open(cfg.run_dir)  # type: ignore[arg-type]
     try:
-        if run.lock is not None and getattr(run.lock, "took_over", None):
+        if run.lock is not None and run.lock.took_over:
             _warn(f"took over the stale lock of process {run.lock.took_over.get('pid')} in {run.path}")
         if cfg.resume is not None:
             if run.checkpoint_steps():
