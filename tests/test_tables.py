@@ -164,7 +164,8 @@ def test_latex_is_a_booktabs_tabular_with_escaped_names(sweep):
 def test_csv_long_format(sweep):
     text = tables.to_csv(tables.build_tables(tables.collect_runs([sweep])))
     reader = csv.DictReader(io.StringIO(text))
-    assert reader.fieldnames == ["dataset", "model", "metric", "n", "mean", "sd", "ci_low", "ci_high", "best"]
+    assert reader.fieldnames == ["dataset", "model", "metric", "n", "mean", "sd", "ci_low", "ci_high", "best",
+                                 "protocol"]
     rows = csv_rows(text)
     assert rows[("shapes3d", "qlae", "infom")]["best"] == "true"
     assert rows[("shapes3d", "ae", "infom")]["best"] == "false"

@@ -40,7 +40,8 @@ def _eval(args: argparse.Namespace) -> int:
             raise UserError(f"expected step=N, got {arg!r}")
         overrides["step"] = int(value)
     metrics, out_dir = evaluate_run(args.run_dir, step=overrides.get("step"), dci_predictor=args.dci_predictor,
-                                    factorvae_votes=args.factorvae_votes, on_warning=_warn)
+                                    factorvae_votes=args.factorvae_votes, on_warning=_warn, protocol=args.protocol,
+                                    nmi_floor=args.nmi_floor)
     print(f"wrote {out_dir}")
     width = max(map(len, metrics))
     for key, value in metrics.items():
@@ -72,22 +73,32 @@ def _metrics(args: argparse.Namespace) -> int:
     import json
     import warnings
 
+    from .metrics.protocols import get_protocol
     from .metrics.suite import NOT_FROM_ARRAYS, array_metrics, load_metric_arrays
 
+    try:
+        protocol = get_protocol(args.protocol or "qlae")
+    except ValueError as e:
+        raise UserError(str(e)) from None
     sources, latents, discrete = load_metric_arrays(args.file)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        if protocol.sampling == "fresh":
+            warnings.warn(f"the {protocol.name} protocol draws fresh samples from the dataset; from arrays, the "
+                          "given rows are split instead", UserWarning, stacklevel=1)
         try:
-            scores = array_metrics(sources, latents, discrete_latents=discrete, dci_predictor=args.dci_predictor)
+            scores = array_metrics(sources, latents, discrete_latents=discrete, dci_predictor=args.dci_predictor,
+                                   protocol=protocol, nmi_floor=args.nmi_floor or "none")
         except ValueError as e:
             raise UserError(f"{args.file}: {e}") from e
     for message in dict.fromkeys(str(w.message) for w in caught):
         print(f"latentquant: warning: {message}", file=sys.stderr)
+    predictor = args.dci_predictor or protocol.dci_predictor
     if args.json:
         clean = {key: (None if value != value else value) for key, value in scores.items()}  # NaN -> null
         print(json.dumps({"n_samples": len(sources), "n_sources": sources.shape[1], "n_latents": latents.shape[1],
-                          "discrete_latents": discrete, "dci_predictor": args.dci_predictor, "metrics": clean},
-                         indent=2))
+                          "discrete_latents": discrete, "protocol": protocol.name, "dci_predictor": predictor,
+                          "nmi_floor": args.nmi_floor or "none", "metrics": clean}, indent=2))
         return 0
     kind = {True: "discrete", False: "continuous", None: "by dtype"}[discrete]
     print(f"{args.file}: N = {len(sources)}, {sources.shape[1]} sources, {latents.shape[1]} latents ({kind})")
@@ -95,7 +106,8 @@ def _metrics(args: argparse.Namespace) -> int:
     for key, value in scores.items():
         shown = f"{value:.0f}" if key == "active_latents" else f"{value:.4f}"
         print(f"  {key:<{width}}  {shown:>8}")
-    print(f"  (DCI predictor: {args.dci_predictor}; not computable from arrays: {', '.join(NOT_FROM_ARRAYS)})")
+    print(f"  (protocol: {protocol.describe()}; DCI predictor: {predictor}; not computable from arrays: "
+          f"{', '.join(NOT_FROM_ARRAYS)})")
     return 0
 
 
@@ -201,6 +213,18 @@ def _add_pool_options(parser: argparse.ArgumentParser) -> None:
                         "default: a local Ray instance")
 
 
+def _add_protocol_options(parser: argparse.ArgumentParser, default: str) -> None:
+    # Checked where they are used: listing the choices here would import the metrics on every `--help`.
+    parser.add_argument("--protocol", default=None,
+                        help=f"whose evaluation conventions: qlae, tripod, factorqvae or dlib (default: {default}; "
+                        "docs/metrics.md has the table)")
+    parser.add_argument("--dci-predictor", default=None,
+                        help="override the protocol's DCI learner: gbt (disentanglement_lib's gradient boosting), "
+                        "forest (Tripod's random forest)")
+    parser.add_argument("--nmi-floor", default=None,
+                        help="none (default) or permutation: InfoMEC's significance floor for lines of noise")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latentquant", description="Disentanglement via latent quantization: train, evaluate, measure."
@@ -218,9 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Evaluate a checkpoint of a run; writes <run dir>/eval/step_<N>/.")
     ev.add_argument("run_dir")
     ev.add_argument("overrides", nargs="*", metavar="step=N")
-    ev.add_argument("--dci-predictor", choices=["gbt", "forest"], default="gbt",
-                    help="gbt: disentanglement_lib's gradient boosting (default; minutes at N=10,000); "
-                    "forest: Tripod's random forest")
+    _add_protocol_options(ev, "the run's eval.protocol (default qlae)")
     ev.add_argument("--factorvae-votes", type=int, default=10_000,
                     help="training votes of the FactorVAE score (evaluation uses half; 0 skips it)")
     ev.set_defaults(func=_eval)
@@ -271,8 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     metrics.add_argument("file", help=".npz file")
     metrics.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    metrics.add_argument("--dci-predictor", choices=["gbt", "forest"], default="gbt",
-                         help="gbt: disentanglement_lib's gradient boosting (default); forest: Tripod's random forest")
+    _add_protocol_options(metrics, "qlae")
     metrics.set_defaults(func=_metrics)
     data = sub.add_parser("data", help="make look-alike files, check real files, say where to get them")
     actions = data.add_subparsers(dest="action", required=True)

@@ -79,7 +79,9 @@ class EvalConfig:
     batch_size: int = 500
     traversal_values: int = 10
     suite: bool = False  # at the last step also DCI, MIG, SAP, DCI-ES and FactorVAE, as `latentquant eval` does
-    dci_predictor: str = "gbt"  # gbt (disentanglement_lib) or forest (Tripod; ~8x faster)
+    protocol: str = "qlae"  # whose conventions the metrics follow: qlae, tripod, factorqvae or dlib (docs/metrics.md)
+    dci_predictor: str | None = None  # None: the protocol's (gbt; forest under tripod)
+    nmi_floor: str = "none"  # none, or permutation: InfoMEC's significance floor (docs/metrics.md)
     factorvae_votes: int = 10_000
 
 
@@ -388,10 +390,26 @@ def validate(cfg: Config) -> None:
             raise UserError(f"model.{key} must be positive, got {value}")
     if cfg.model.num_latents is not None and cfg.model.num_latents < 1:
         raise UserError("model.num_latents must be at least 1")
-    if cfg.eval.dci_predictor not in ("gbt", "forest"):
-        raise UserError(f"eval.dci_predictor must be gbt or forest, got {cfg.eval.dci_predictor!r}")
+    check_eval_choices(cfg.eval)
     if cfg.train.device not in ("cpu", "cuda", "mps") and not cfg.train.device.startswith("cuda:"):
         raise UserError(f"train.device must be cpu, cuda, cuda:N or mps, got {cfg.train.device!r}")
+
+
+def check_eval_choices(cfg: EvalConfig) -> None:
+    """UserError naming a protocol, DCI learner or NMI floor that does not exist."""
+    import typing
+
+    # Imported here: the metrics pull in NumPy and SciPy, which `--help` and config parsing do not need.
+    from .metrics.dci import Predictor
+    from .metrics.protocols import PROTOCOLS
+
+    predictors = typing.get_args(Predictor)
+    if cfg.dci_predictor is not None and cfg.dci_predictor not in predictors:
+        raise UserError(f"eval.dci_predictor must be one of {', '.join(predictors)}, got {cfg.dci_predictor!r}")
+    if cfg.protocol not in PROTOCOLS:
+        raise UserError(f"eval.protocol must be one of {', '.join(PROTOCOLS)}, got {cfg.protocol!r}")
+    if cfg.nmi_floor not in ("none", "permutation"):
+        raise UserError(f"eval.nmi_floor must be none or permutation, got {cfg.nmi_floor!r}")
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

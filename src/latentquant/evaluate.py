@@ -20,11 +20,12 @@ import numpy as np
 import torch
 
 from . import viz
-from .config import Config, EvalConfig
+from .config import Config, EvalConfig, check_eval_choices
 from .data import GroundTruthData
 from .errors import UserError
 from .metrics import infomec, psnr
 from .metrics.factorvae import factorvae_score
+from .metrics.protocols import Protocol, get_protocol, warn_factorvae_pruning
 from .metrics.suite import array_metrics
 from .metrics.usage import codebook_usage
 from .models import LatentModel
@@ -50,15 +51,29 @@ def _batches(images: Any, indices: np.ndarray | None, batch_size: int, device: t
         yield len(chunk), to_input(chunk, device, channels_last)
 
 
+def protocol_representation(latent: LatentOutput, protocol: Protocol | None, generator: torch.Generator | None
+                            ) -> torch.Tensor:
+    """What the metrics see under ``protocol``: code indices or a posterior sample where it asks for them and
+    the latent has them, else the latent's own representation (quantized values, posterior mean)."""
+    if protocol is not None and protocol.codes == "indices" and latent.indices is not None:
+        return latent.indices.float().cpu()
+    if protocol is not None and protocol.representation == "sample" and latent.scale is not None:
+        mean, scale = latent.representation.float().cpu(), latent.scale.float().cpu()
+        return mean + scale * torch.randn(mean.shape, generator=generator)
+    return latent.representation.float().cpu()
+
+
 @torch.no_grad()
 def encode_dataset(model: LatentModel, data: GroundTruthData, indices: np.ndarray, batch_size: int,
-                   device: torch.device | str, channels_last: bool = False
-                   ) -> tuple[np.ndarray, float, dict[str, float]]:
-    """Representations, mean per-image reconstruction PSNR and mean val/* terms over `indices`."""
+                   device: torch.device | str, channels_last: bool = False, protocol: Protocol | None = None,
+                   seed: int = 0) -> tuple[np.ndarray, float, dict[str, float]]:
+    """Representations (as ``protocol`` defines them; posterior samples drawn from ``seed``), mean per-image
+    reconstruction PSNR and mean val/* terms over `indices`."""
     reps, psnrs, sums, count = [], [], {}, 0
+    generator = torch.Generator().manual_seed(seed)
     for n, x in _batches(data.images, indices, batch_size, device, channels_last):
         out = model(x)
-        reps.append(out.latent.representation.float().cpu())
+        reps.append(protocol_representation(out.latent, protocol, generator))
         recon = torch.sigmoid(out.logits).float()
         psnrs.append(psnr(x.cpu().numpy(), recon.cpu().numpy()) * n)
         for name, value in model.eval_terms(x, out).items():
@@ -120,22 +135,54 @@ class DatasetSampler:
 
 
 def suite_metrics(model: LatentModel, data: GroundTruthData, reps: np.ndarray, sources: np.ndarray, *,
-                  batch_size: int, device: torch.device | str, dci_predictor: str = "gbt",
-                  factorvae_votes: int = 10_000, on_warning: Callable[[str], None] | None = None
-                  ) -> dict[str, Any]:
-    """Every other metric of the suite: DCI, MIG, SAP, DCI-ES (on the evaluation set) and the FactorVAE score
-    (on fresh samples from the whole dataset, encoded by the model)."""
+                  batch_size: int, device: torch.device | str, dci_predictor: str | None = None,
+                  factorvae_votes: int = 10_000, on_warning: Callable[[str], None] | None = None,
+                  protocol: str | Protocol = "qlae", nmi_floor: str = "none", seed: int = 0,
+                  nmi: np.ndarray | None = None) -> dict[str, Any]:
+    """Every other metric of the suite under ``protocol``: DCI, MIG, SAP, DCI-ES and the FactorVAE score.
+
+    The array metrics see ``reps`` and ``sources`` (the evaluation set) under protocols that split the given
+    set, and a fresh draw of the whole dataset (uniform, with replacement, from ``seed``) under those that
+    draw fresh samples; InfoMEC is then measured on that draw too and returned beside the rest. The
+    FactorVAE score always draws fresh samples, encoded by the model. ``nmi`` (K, D), the evaluation set's
+    InfoMEC NMI, lets the score warn when its pruning drops an informative latent.
+    """
+    chosen = get_protocol(protocol)
+    fresh = chosen.sampling == "fresh"
     with _recorded_warnings(on_warning):
-        scores = array_metrics(sources, reps, discrete_latents=model.discrete_latents, dci_predictor=dci_predictor)
-    scores = {k: v for k, v in scores.items() if k in ("infom_gap", "infoc_gap") or not k.startswith("info")}
-    scores.pop("active_latents", None)
-    if factorvae_votes > 0:
-        sampler = DatasetSampler(data, lambda images: encode_images(model, images, batch_size=batch_size,
-                                                                    device=device)[0])
-        votes = max(factorvae_votes // 2, 1)
-        scores["factorvae_score"] = factorvae_score(sampler, n_train=factorvae_votes, n_eval=votes)["score"]
-    scores["dci_predictor"] = dci_predictor
+        if fresh:
+            rows = np.random.default_rng(seed).integers(len(data), size=sum(chosen.fresh_split))
+            reps, _, _ = encode_dataset(model, data, rows, batch_size, device, protocol=chosen, seed=seed)
+            sources = data.values(rows)
+        scores = array_metrics(sources, reps, discrete_latents=model.discrete_latents, dci_predictor=dci_predictor,
+                               protocol=chosen, nmi_floor=nmi_floor, fresh=fresh)
+        scores = {k: v for k, v in scores.items() if fresh or k in ("infom_gap", "infoc_gap")
+                  or not k.startswith("info")}
+        scores.pop("active_latents", None)
+        if factorvae_votes > 0:
+            generator = torch.Generator().manual_seed(seed)
+
+            def encode(images: np.ndarray) -> np.ndarray:
+                out = encode_images_raw(model, images, batch_size=batch_size, device=device)
+                return torch.cat([protocol_representation(o, chosen, generator) for o in out]).numpy()
+
+            sampler = DatasetSampler(data, encode)
+            votes = max(factorvae_votes // 2, 1)
+            result = factorvae_score(sampler, n_train=factorvae_votes, n_eval=votes,
+                                     prune_threshold=chosen.factorvae_prune)
+            scores["factorvae_score"] = result["score"]
+            if nmi is not None:
+                warn_factorvae_pruning(result["active_latents"], nmi, chosen)
+    scores["dci_predictor"] = dci_predictor or chosen.dci_predictor
+    scores["protocol"] = chosen.name
     return scores
+
+
+@torch.no_grad()
+def encode_images_raw(model: LatentModel, images: Any, *, batch_size: int, device: torch.device | str = "cpu"
+                      ) -> list[LatentOutput]:
+    """The latent module's outputs for ``images``, a batch at a time."""
+    return [model.encode(x) for _, x in _batches(images, None, batch_size, device)]
 
 
 class _recorded_warnings:
@@ -167,10 +214,14 @@ def evaluate(model: LatentModel, data: GroundTruthData, indices: np.ndarray, cfg
     was_training = model.training
     model.eval()
     try:
-        reps, psnrs, losses = encode_dataset(model, data, indices, cfg.batch_size, device, channels_last)
+        protocol = get_protocol(cfg.protocol)
+        reps, psnrs, losses = encode_dataset(model, data, indices, cfg.batch_size, device, channels_last,
+                                             protocol=protocol, seed=step)
         sources = data.values(indices)
         with _recorded_warnings(on_warning):
-            scores = infomec(sources, reps, discrete_latents=model.discrete_latents)
+            scores = infomec(sources, reps, discrete_latents=model.discrete_latents,
+                             activity=protocol.infomec_activity, n_neighbors=protocol.infomec_neighbors,
+                             infoe_max_iter=protocol.infoe_max_iter, nmi_floor=cfg.nmi_floor)
         metrics: dict[str, Any] = {
             "step": step,
             "infom": float(scores["infom"]),
@@ -178,12 +229,14 @@ def evaluate(model: LatentModel, data: GroundTruthData, indices: np.ndarray, cfg
             "infoc": float(scores["infoc"]),
             "psnr": psnrs,
             "active_latents": int(np.sum(scores["active_latents"])),
+            "protocol": protocol.name,
             **{f"val/{k}": v for k, v in losses.items()},
         }
         if suite:
             metrics.update(suite_metrics(model, data, reps, sources, batch_size=cfg.batch_size, device=device,
                                          dci_predictor=cfg.dci_predictor, factorvae_votes=cfg.factorvae_votes,
-                                         on_warning=on_warning))
+                                         on_warning=on_warning, protocol=protocol, nmi_floor=cfg.nmi_floor,
+                                         seed=step, nmi=scores["nmi"]))
         if out_dir is not None:
             _write_metrics(out_dir, metrics, scores)
             if cfg.figures:
@@ -317,11 +370,12 @@ def eval_indices(n: int, num_eval: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).choice(n, size=min(num_eval, n), replace=False)
 
 
-def evaluate_run(run_dir: str | Path, step: int | None = None, *, dci_predictor: str = "gbt",
-                 factorvae_votes: int = 10_000, on_warning: Callable[[str], None] | None = None
-                 ) -> tuple[dict[str, Any], Path]:
+def evaluate_run(run_dir: str | Path, step: int | None = None, *, dci_predictor: str | None = None,
+                 factorvae_votes: int = 10_000, on_warning: Callable[[str], None] | None = None,
+                 protocol: str | None = None, nmi_floor: str | None = None) -> tuple[dict[str, Any], Path]:
     """Every metric and every figure for a saved checkpoint of a run (the latest intact one unless `step` is given),
-    on its evaluation set; written to eval/step_N/."""
+    on its evaluation set; written to eval/step_N/. ``protocol``, ``nmi_floor`` and ``dci_predictor`` default
+    to the run's ``eval.*`` settings (the DCI learner to the protocol's)."""
     from dataclasses import replace
 
     from .build import run_device
@@ -331,10 +385,14 @@ def evaluate_run(run_dir: str | Path, step: int | None = None, *, dci_predictor:
     if not run.path.is_dir():
         raise UserError(f"no run directory {run.path}")
     cfg = run.read_config()
-    if dci_predictor not in ("gbt", "forest"):
-        raise UserError(f"dci_predictor must be gbt or forest, got {dci_predictor!r}")
     if factorvae_votes < 0:
         raise UserError(f"factorvae_votes must be 0 (skip) or more, got {factorvae_votes}")
+    eval_cfg = replace(cfg.eval, factorvae_votes=factorvae_votes, dci_predictor=dci_predictor or cfg.eval.dci_predictor,
+                       protocol=protocol or cfg.eval.protocol, nmi_floor=nmi_floor or cfg.eval.nmi_floor)
+    try:
+        check_eval_choices(eval_cfg)
+    except UserError as e:
+        raise UserError(str(e).removeprefix("eval.")) from None
     run.check_writable()  # before minutes of metrics, not after
     from .lock import busy_message, lock_holder
 
@@ -343,7 +401,6 @@ def evaluate_run(run_dir: str | Path, step: int | None = None, *, dci_predictor:
         on_warning(f"{busy_message(run.path, holder)}: evaluating its latest checkpoint as it is now")
     data, model, meta = load_run_model(run.path, cfg, step, warn=on_warning)
     out_dir = run.eval_dir(meta["step"])
-    eval_cfg = replace(cfg.eval, dci_predictor=dci_predictor, factorvae_votes=factorvae_votes)
     metrics = evaluate(model, data, eval_indices(len(data), cfg.data.num_eval, cfg.data.seed), eval_cfg,
                        step=meta["step"], out_dir=out_dir, device=run_device(cfg),
                        channels_last=cfg.train.channels_last, suite=True, on_warning=on_warning)

@@ -146,7 +146,8 @@ class RunDir:
         """The evaluation at the run's last step (None if it has not got there).
 
         Values from a later `latentquant eval` of that step (eval/step_N/metrics.json: DCI, MIG, ...) fill in
-        what training did not compute; the figures' arrays (nmi, active) are left out.
+        what training did not compute, and replace every score they have when that evaluation used another
+        protocol (``protocol`` says which holds); the figures' arrays (nmi, active) are left out.
         """
         cfg = cfg or self.read_config()
         steps = cfg.train.steps
@@ -155,14 +156,18 @@ class RunDir:
             return None
         result = dict(evals[-1])
         result.pop("split", None)
+        result.setdefault("protocol", "qlae")  # runs from before protocols were recorded used the default
         saved = self.eval_dir(steps) / "metrics.json"
         if saved.is_file() and not saved.is_symlink():
             try:
                 extra = json.loads(saved.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError, OSError):
                 extra = {}
-            for key, value in (extra.items() if isinstance(extra, dict) else ()):
-                if key not in ("nmi", "active") and key not in result:
+            extra = extra if isinstance(extra, dict) else {}
+            # An evaluation under another protocol replaces every score it has: one row never mixes two protocols.
+            replace = extra.get("protocol", "qlae") != result["protocol"]
+            for key, value in extra.items():
+                if key not in ("nmi", "active") and (replace or key not in result):
                     result[key] = value
         return result
 

@@ -160,8 +160,10 @@ def _summary(run: RunDir, cfg: Config, log: list[dict[str, Any]], saved: list[in
             shown["active_latents"] = f"{shown['active_latents']} of {cfg.model.num_latents}"
         rows: list[list[object]] = [[name, shown[key]] for key, name in HEADLINE.items() if key in shown]
         rows += [[key, value] for key, value in scores.items()
-                 if key not in HEADLINE and key not in ("step", "split") and not key.startswith("val/")]
-        parts += [f"<h3>Scores: {_e(label)}</h3>", _table(["metric", "value"], rows)]
+                 if key not in HEADLINE and key not in ("step", "split", "protocol") and not key.startswith("val/")]
+        protocol = scores.get("protocol", cfg.eval.protocol)
+        parts += [f"<h3>Scores: {_e(label)}</h3>", _note(f"Evaluation protocol: {protocol}."),
+                  _table(["metric", "value"], rows)]
     return "\n".join(parts)
 
 

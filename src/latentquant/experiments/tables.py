@@ -29,6 +29,7 @@ from scipy import stats as scipy_stats
 from .. import config as config_mod
 from .. import runs
 from ..errors import UserError
+from ..metrics.protocols import DEFAULT_PROTOCOL
 
 # Column label -> key in runs.final_metrics, in the order the columns appear.
 METRICS: dict[str, str] = {
@@ -107,6 +108,11 @@ class Table:
     extra_keys: list[str]
     metrics: list[str]  # metric keys shown, in column order
     rows: list[Row]
+    protocols: list[str] = field(default_factory=list)  # the evaluation protocols of its runs (one, unless mixed)
+
+    @property
+    def protocol_note(self) -> str:
+        return f"Evaluation protocol: {', '.join(self.protocols) or DEFAULT_PROTOCOL}."
 
 
 @dataclass
@@ -258,7 +264,9 @@ def build_tables(collection: Collection, metrics: Sequence[str] | None = None, c
         raise UserError(f"--confidence must be between 0 and 1, got {confidence}")
     chosen = parse_metrics(metrics)
     by_dataset: dict[str, list[Row]] = {}
+    protocols: dict[str, set[str]] = {}
     for (model, dataset, *extra), finals in collection.groups.items():
+        protocols.setdefault(dataset, set()).update(str(f.get("protocol", DEFAULT_PROTOCOL)) for f in finals)
         cells = {}
         for key in chosen:
             # A metric some runs lack (DCI needs eval.suite or `latentquant eval`) uses the runs that have it.
@@ -266,12 +274,19 @@ def build_tables(collection: Collection, metrics: Sequence[str] | None = None, c
         by_dataset.setdefault(dataset, []).append(Row(model, tuple(extra), len(finals), cells))
     known = list(DATASET_NAMES)
     datasets = sorted(by_dataset, key=lambda d: (known.index(d) if d in known else len(known), d))
-    tables = [_finish(Table(d, DATASET_NAMES.get(d, d), collection.group_by, chosen, by_dataset[d])) for d in datasets]
+    tables = [_finish(Table(d, DATASET_NAMES.get(d, d), collection.group_by, chosen, by_dataset[d],
+                            sorted(protocols[d]))) for d in datasets]
+    for table in tables:
+        if len(table.protocols) > 1:
+            collection.warnings.append(f"{table.title}: runs evaluated under different protocols "
+                                       f"({', '.join(table.protocols)}) share the table; their numbers are not "
+                                       "comparable (`latentquant eval --protocol P` scores a run under one)")
     if len(datasets) > 1:
         rows = _aggregate_rows(tables, chosen, confidence)
         if rows:
             shown = ", ".join(t.title for t in tables)
-            tables.append(_finish(Table(AGGREGATE, f"Aggregate ({shown})", collection.group_by, chosen, rows)))
+            every = sorted(set().union(*protocols.values()))
+            tables.append(_finish(Table(AGGREGATE, f"Aggregate ({shown})", collection.group_by, chosen, rows, every)))
     if all(not t.metrics for t in tables):
         raise UserError(f"no run has any of {', '.join(LABELS[k] for k in chosen)} (D, C and I need eval.suite=true "
                         "or `latentquant eval` of the last step)")
@@ -335,6 +350,7 @@ def to_markdown(tables: Sequence[Table]) -> str:
                 text = _format_stat(row.cells[key], key, row.n, "±")
                 cells.append(f"**{text}**" if row.best[key] else text)
             lines.append("| " + " | ".join([*cells, str(row.n)]) + " |")
+        lines += ["", table.protocol_note]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
 
@@ -352,7 +368,7 @@ def to_latex(tables: Sequence[Table]) -> str:
     blocks = []
     for table in tables:
         header = ["Model", *table.extra_keys, *(LABELS[k] for k in table.metrics), "$n$"]
-        lines = [f"% {latex_escape(table.title)} (needs \\usepackage{{booktabs}})",
+        lines = [f"% {latex_escape(table.title)}. {table.protocol_note} (needs \\usepackage{{booktabs}})",
                  "\\begin{tabular}{" + "l" * (1 + len(table.extra_keys)) + "r" * (len(table.metrics) + 1) + "}",
                  "\\toprule",
                  " & ".join(latex_escape(h) if h != "$n$" else h for h in header) + " \\\\",
@@ -379,7 +395,8 @@ def to_csv(tables: Sequence[Table]) -> str:
     out = io.StringIO()
     extra_keys = tables[0].extra_keys if tables else []
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["dataset", "model", *extra_keys, "metric", "n", "mean", "sd", "ci_low", "ci_high", "best"])
+    writer.writerow(["dataset", "model", *extra_keys, "metric", "n", "mean", "sd", "ci_low", "ci_high", "best",
+                     "protocol"])
     for table in tables:
         for row in table.rows:
             for key in table.metrics:
@@ -388,7 +405,8 @@ def to_csv(tables: Sequence[Table]) -> str:
                     continue
                 interval = ["", ""] if stat.half_width is None else [stat.low, stat.high]
                 writer.writerow([table.dataset, row.model, *map(_extra_text, row.extra), key, stat.n, stat.mean,
-                                 "" if stat.sd is None else stat.sd, *interval, str(row.best[key]).lower()])
+                                 "" if stat.sd is None else stat.sd, *interval, str(row.best[key]).lower(),
+                                 "+".join(table.protocols)])
     return out.getvalue()
 
 

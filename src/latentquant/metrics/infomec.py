@@ -34,6 +34,7 @@ def infomec(
     nmi_floor: NmiFloor = "none",
     n_permutations: int = 20,
     floor_z: float = 8.0,
+    infoe_max_iter: int = 100,
 ) -> dict:
     """InfoM, InfoE and InfoC of ``latents`` (N, D) with respect to ground-truth ``sources`` (N, K).
 
@@ -51,7 +52,8 @@ def infomec(
     - ``infoc`` = (mean over sources of max_j nmi / sum_j nmi over active latents - 1/A) / (1 - 1/A).
     - ``infoe`` = mean over sources of (L0 - L) / L0, L the in-sample log-loss of an unpenalised multinomial
       logistic regression (balanced class weights, intercept, lbfgs, tol 1e-4, max_iter 100) on all latents
-      (discrete: one-hot; continuous: standardised), L0 = log C that of the same model on no features.
+      (discrete: one-hot; continuous: standardised), L0 = log C that of the same model on no features;
+      ``infoe_max_iter`` is the solver's iteration cap (the QLAE code's 100; FactorQVAE's code uses 500).
       ``infoe_holdout=f`` instead fits on a seeded split of each source (stratified by class, drawn from
       ``random_state``) and scores L on the held-out fraction f; L0 stays log C (the null model predicts the
       uniform distribution), and the score can then be negative.
@@ -85,10 +87,12 @@ def infomec(
         raise ValueError(f"nmi_floor must be 'none' or 'permutation', got {nmi_floor!r}")
     if n_permutations < 2:
         raise ValueError(f"n_permutations must be at least 2 (the floor uses their spread), got {n_permutations}")
+    if infoe_max_iter < 1:
+        raise ValueError(f"infoe_max_iter must be at least 1, got {infoe_max_iter}")
     floor = None if nmi_floor == "none" else (n_permutations, float(floor_z))
     with _mi.single_threaded_blas():
         return _infomec(sources, latents, discrete_latents, n_neighbors, activity, random_state, infoe_holdout,
-                        floor)
+                        floor, infoe_max_iter)
 
 
 def _infomec(
@@ -100,6 +104,7 @@ def _infomec(
     random_state: int | None | np.random.RandomState,
     infoe_holdout: float | None,
     floor: tuple[int, float] | None,
+    infoe_max_iter: int,
 ) -> dict:
     source_array, latent_array = _inputs.paired_arrays(sources, latents, "InfoMEC")
     if source_array.shape[1] < 2:
@@ -114,10 +119,11 @@ def _infomec(
 
     nmi, estimate = _nmi_matrix(codes, n_classes, latent_array, discrete, n_neighbors, random_state)
     if infoe_holdout is None:
-        infoe = _explicitness(codes, n_classes, latent_array, discrete)
+        infoe = _explicitness(codes, n_classes, latent_array, discrete, infoe_max_iter)
     else:
         # Drawn after the jitter, so a shared RandomState gives the same NMI with or without the holdout.
-        infoe = _heldout_explicitness(codes, n_classes, latent_array, discrete, infoe_holdout, random_state)
+        infoe = _heldout_explicitness(codes, n_classes, latent_array, discrete, infoe_holdout, random_state,
+                                      infoe_max_iter)
     captured, informative = nmi.max(axis=1) > 0, nmi.max(axis=0) > 0
     if floor is not None:
         captured, informative = _permutation_floor(nmi, estimate, codes, active, floor, random_state)
@@ -329,12 +335,14 @@ def _design_matrix(latents: np.ndarray, discrete: bool) -> np.ndarray | scipy.sp
     return onehot if offset > 5 * latents.shape[1] else onehot.toarray()
 
 
-def _explicitness(codes: np.ndarray, n_classes: list[int], latents: np.ndarray, discrete: bool) -> float:
+def _explicitness(
+    codes: np.ndarray, n_classes: list[int], latents: np.ndarray, discrete: bool, max_iter: int = 100
+) -> float:
     """InfoE: mean over sources of 1 - L / log C (the null model's loss is exactly log C)."""
     design = _design_matrix(latents, discrete)
     scores = []
     for k, c in enumerate(n_classes):
-        loss = _mi.balanced_logistic_log_loss(design, codes[:, k], c)
+        loss = _mi.balanced_logistic_log_loss(design, codes[:, k], c, max_iter=max_iter)
         null = _mi.null_log_loss(c)
         scores.append((null - loss) / null)
     return float(np.mean(scores))
@@ -347,6 +355,7 @@ def _heldout_explicitness(
     discrete: bool,
     holdout: float,
     random_state: int | None | np.random.RandomState,
+    max_iter: int = 100,
 ) -> float:
     """InfoE with L the log-loss on a held-out fraction of each source's samples (per-class stratified split)."""
     rng = random_state if isinstance(random_state, np.random.RandomState) else np.random.RandomState(random_state)
@@ -357,7 +366,7 @@ def _heldout_explicitness(
         if not test.any():
             raise ValueError(f"infoe_holdout={holdout} leaves no held-out sample for source {k}; use more samples")
         loss = _mi.balanced_logistic_log_loss(
-            design[~test], codes[~test, k], c, evaluate_on=(design[test], codes[test, k])
+            design[~test], codes[~test, k], c, evaluate_on=(design[test], codes[test, k]), max_iter=max_iter
         )
         null = _mi.null_log_loss(c)
         scores.append((null - loss) / null)

@@ -12,8 +12,9 @@ from ..errors import UserError
 from . import _inputs
 from .dci import Predictor, dci
 from .dci_es import dci_es
-from .infomec import infomec
+from .infomec import NmiFloor, infomec
 from .mig import mig
+from .protocols import DEFAULT_PROTOCOL, Protocol, get_protocol, warn_mig_binning
 from .sap import sap
 
 # The FactorVAE score needs a sampler that can fix a factor and PSNR needs images: neither fits plain arrays.
@@ -25,24 +26,57 @@ def array_metrics(
     latents: np.ndarray,
     *,
     discrete_latents: bool | None = None,
-    dci_predictor: Predictor = "gbt",
+    dci_predictor: Predictor | None = None,
+    protocol: str | Protocol = DEFAULT_PROTOCOL,
+    nmi_floor: NmiFloor = "none",
+    fresh: bool = False,
 ) -> dict[str, float]:
-    """InfoMEC (with gaps), DCI, MIG, SAP and DCI-ES explicitness/size with default options, as floats.
+    """InfoMEC (with gaps), DCI, MIG, SAP and DCI-ES explicitness/size under an evaluation ``protocol``, as floats.
 
-    ``discrete_latents`` is passed to InfoMEC and MIG (``None``: follow the dtype). Keys: ``infom``,
-    ``infoe``, ``infoc``, ``infom_gap``, ``infoc_gap``, ``active_latents`` (a count), ``dci_d``, ``dci_c``,
-    ``dci_i``, ``mig``, ``sap``, ``dci_es_explicitness``, ``dci_es_size``. MIG and SAP need two latents or
-    more and are ``nan`` with one. Raises ``ValueError`` as the metrics do.
+    ``protocol`` (a name in :data:`~latentquant.metrics.protocols.PROTOCOLS`, or a
+    :class:`~latentquant.metrics.protocols.Protocol`) picks InfoMEC's activity rule, neighbours and InfoE
+    iterations, DCI's learner and split, SAP's mode and whether MIG bins integer codes; ``dci_predictor``
+    overrides its learner (with that learner's default split). ``fresh=True`` says the rows are the
+    protocol's fresh draw (``fresh_split`` rows, fitting rows first): InfoMEC and MIG then see the fitting
+    rows only and DCI splits exactly ``fresh_split``. ``discrete_latents`` is passed to InfoMEC and MIG
+    (``None``: follow the dtype); ``nmi_floor`` to InfoMEC.
+
+    Keys: ``infom``, ``infoe``, ``infoc``, ``infom_gap``, ``infoc_gap``, ``active_latents`` (a count),
+    ``dci_d``, ``dci_c``, ``dci_i``, ``mig``, ``sap``, ``dci_es_explicitness``, ``dci_es_size``. MIG and SAP need
+    two latents or more and are ``nan`` with one. Raises ``ValueError`` as the metrics do, and for an unknown
+    protocol; warns where the protocol's MIG binning merges the levels of a code.
     """
-    _inputs.paired_arrays(sources, latents, "the metrics")
-    info = infomec(sources, latents, discrete_latents=discrete_latents)
+    chosen = get_protocol(protocol)
+    sources, latents = _inputs.paired_arrays(sources, latents, "the metrics")
+    fitting = slice(None)
+    split = chosen.dci_split
+    if fresh:
+        if len(sources) != sum(chosen.fresh_split):
+            raise ValueError(f"fresh=True needs the protocol's {sum(chosen.fresh_split)} rows, got {len(sources)}")
+        fitting, split = slice(chosen.fresh_split[0]), chosen.fresh_split
+    if dci_predictor is not None and dci_predictor != chosen.dci_predictor:
+        split = chosen.fresh_split if fresh else None
+    if split is not None and sum(split) > len(sources):
+        split = None  # too few rows for the protocol's sizes: DCI's own proportions
+    info = infomec(sources[fitting], latents[fitting], discrete_latents=discrete_latents,
+                   activity=chosen.infomec_activity, n_neighbors=chosen.infomec_neighbors,
+                   infoe_max_iter=chosen.infoe_max_iter, nmi_floor=nmi_floor)
     result = {key: info[key] for key in ("infom", "infoe", "infoc", "infom_gap", "infoc_gap")}
     result["active_latents"] = float(info["active_latents"].sum())
-    disentanglement = dci(sources, latents, predictor=dci_predictor)
+    n_train, n_test = split if split is not None else (None, None)
+    disentanglement = dci(sources, latents, predictor=dci_predictor or chosen.dci_predictor, n_train=n_train,
+                          n_test=n_test)
     result.update(dci_d=disentanglement["d"], dci_c=disentanglement["c"], dci_i=disentanglement["i"])
     several = np.shape(latents)[1] >= 2
-    result["mig"] = mig(sources, latents, discrete_latents=discrete_latents) if several else float("nan")
-    result["sap"] = sap(sources, latents) if several else float("nan")
+    discrete = _inputs.resolve_discrete(np.asarray(latents), discrete_latents)
+    result["mig"] = float("nan")
+    if several:
+        warn_mig_binning(latents[fitting], discrete, chosen)
+        result["mig"] = mig(sources[fitting], latents[fitting], n_bins=chosen.mig_bins,
+                            discrete_latents=False if chosen.mig_bins_discrete else discrete_latents)
+    test_fraction = chosen.fresh_split[1] / sum(chosen.fresh_split) if fresh else 1 / 3
+    result["sap"] = sap(sources, latents, factor_type=chosen.sap_mode, test_fraction=test_fraction) if several \
+        else float("nan")
     explicitness = dci_es(sources, latents)
     result.update(dci_es_explicitness=explicitness["explicitness"], dci_es_size=explicitness["size"])
     return {key: float(value) for key, value in result.items()}

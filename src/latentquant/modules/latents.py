@@ -23,12 +23,15 @@ class LatentOutput:
 
     ``z_hat`` goes to the decoder; ``representation`` is what the metrics see; ``losses`` are the
     unweighted latent-specific terms that the objective weights (e.g. quantization, commitment).
+    ``indices`` are a quantized latent's codebook indices; ``scale`` is a Gaussian posterior's standard
+    deviation, for protocols that score a sample of the posterior instead of its mean.
     """
 
     z_hat: Tensor
     representation: Tensor
     losses: dict[str, Tensor]
     indices: Tensor | None = None
+    scale: Tensor | None = None
 
 
 @runtime_checkable
@@ -137,7 +140,8 @@ class DiagonalGaussianLatent(_Continuous, nn.Module):
         mu, sigma = self.posterior(h)
         z = mu + sigma * torch.randn_like(mu) if self.training else mu
         kl = (-torch.log(sigma) + 0.5 * (mu.square() + sigma.square() - 1)).mean()
-        return LatentOutput(z_hat=z, representation=mu.detach(), losses={"kl": kl, **self.extra_losses(z, mu, sigma)})
+        return LatentOutput(z_hat=z, representation=mu.detach(), losses={"kl": kl, **self.extra_losses(z, mu, sigma)},
+                            scale=sigma.detach())
 
     def extra_losses(self, z: Tensor, mu: Tensor, sigma: Tensor) -> dict[str, Tensor]:
         return {}
