@@ -64,3 +64,12 @@ def timeless_log(run_dir) -> list[dict]:
 
     lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
     return [{k: v for k, v in json.loads(line).items() if k != "images_per_s"} for line in lines]
+
+
+def factorial_data(sizes: tuple[int, ...]) -> GroundTruthData:
+    """Every combination of factor indices once, as a dataset whose 1x1 'images' store the indices in their
+    channels: an encoder reads the factors back with `images.reshape(len(images), -1)`."""
+    grid = factorial_sources(sizes, 1)
+    names = [chr(ord("a") + k) for k in range(len(sizes))]
+    return GroundTruthData("toy", grid.astype(np.uint8)[:, None, None, :], grid, names, list(sizes),
+                           [np.arange(s) for s in sizes])

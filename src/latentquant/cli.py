@@ -111,6 +111,66 @@ def _metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _udr(args: argparse.Namespace) -> int:
+    import json
+
+    from .build import run_device
+    from .evaluate import encode_images, eval_indices, load_run_model
+    from .metrics.udr import udr
+    from .runs import RunDir
+
+    if len(args.run_dirs) < 2:
+        raise UserError(f"udr ranks runs against each other: give at least 2 run directories, got {len(args.run_dirs)}")
+    if args.num_eval is not None and args.num_eval < 2:
+        raise UserError(f"--num-eval must be at least 2, got {args.num_eval}")
+    runs = [RunDir(path) for path in args.run_dirs]
+    for run in runs:
+        if not run.path.is_dir():
+            raise UserError(f"no run directory {run.path}")
+    configs = [run.read_config() for run in runs]
+    # The same images must go through every model: same dataset file (or look-alike) at the same size.
+    datasets = [(c.data.name, os.path.realpath(os.path.expanduser(c.data.path)) if c.data.path else None,
+                 c.data.image_size) for c in configs]
+    if len(set(datasets)) > 1:
+        shown = "; ".join(f"{run.path}: {name} {path or '(look-alike)'} at {size}px"
+                          for run, (name, path, size) in zip(runs, datasets, strict=True))
+        raise UserError(f"udr needs runs on the same dataset, got {shown}")
+
+    latents, steps, indices = [], [], None
+    for run, cfg in zip(runs, configs, strict=True):
+        data, model, meta = load_run_model(run.path, cfg, warn=_warn)
+        if indices is None:  # the first run's evaluation set, encoded by every model
+            indices = eval_indices(len(data), args.num_eval or cfg.data.num_eval, cfg.data.seed)
+        reps, _ = encode_images(model, data.images, indices, batch_size=cfg.eval.batch_size, device=run_device(cfg))
+        latents.append(reps)
+        steps.append(int(meta["step"]))
+    try:
+        result = udr(latents, correlation=args.correlation)
+    except ValueError as e:
+        raise UserError(f"udr: {e}") from e
+    scores = [float(v) for v in result["model_scores"]]
+    width = max(len(str(run.path)) for run in runs)
+    print(f"UDR ({args.correlation}) on {len(indices)} evaluation images of {configs[0].data.name}:")
+    for run, step, score, active in zip(runs, steps, scores, result["active"], strict=True):
+        print(f"  {str(run.path):<{width}}  step {step:<7d}  {score:.4f}  ({int(active.sum())}/{active.size} "
+              "latents active)")
+    if args.out is not None:
+        pairwise = [[None if i == j else float(v) for j, v in enumerate(row)]
+                    for i, row in enumerate(result["pairwise"])]
+        report = {"dataset": configs[0].data.name, "n_images": len(indices), "correlation": args.correlation,
+                  "runs": [{"run_dir": str(run.path), "step": step, "udr": score,
+                            "active_latents": int(active.sum()), "latents": int(active.size)}
+                           for run, step, score, active in zip(runs, steps, scores, result["active"], strict=True)],
+                  "pairwise": pairwise}
+        try:
+            with open(args.out, "w") as f:
+                json.dump(report, f, indent=2)
+        except OSError as e:
+            raise UserError(f"cannot write {args.out}: {e.strerror}") from e
+        print(f"wrote {args.out}")
+    return 0
+
+
 def _data(args: argparse.Namespace) -> int:
     from .data import commands
 
@@ -295,6 +355,19 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_protocol_options(metrics, "qlae")
     metrics.set_defaults(func=_metrics)
+    udr = sub.add_parser(
+        "udr",
+        help="rank runs without labels: UDR (Duan et al. 2020) of runs on the same dataset",
+        description="Encode the first run's evaluation images with the latest checkpoint of every run and print "
+        "each run's UDR score: the median over the other runs of how one-to-one its latents match theirs.",
+    )
+    udr.add_argument("run_dirs", nargs="+", metavar="run_dir", help="two or more run directories")
+    udr.add_argument("--correlation", choices=["spearman", "lasso"], default="spearman",
+                     help="spearman: the paper's UDR (default); lasso: UDR_L")
+    udr.add_argument("--num-eval", type=int, default=None,
+                     help="images to encode (default: the first run's data.num_eval)")
+    udr.add_argument("--out", default=None, help="also write the scores and the pairwise matrix as JSON")
+    udr.set_defaults(func=_udr)
     data = sub.add_parser("data", help="make look-alike files, check real files, say where to get them")
     actions = data.add_subparsers(dest="action", required=True)
     make = actions.add_parser("make", help="write a procedural look-alike in the official format")

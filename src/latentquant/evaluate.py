@@ -97,12 +97,16 @@ def encode_images(model: LatentModel, images: Any, indices: np.ndarray | None = 
 
 
 class DatasetSampler:
-    """The FactorVAE score's FactorSampler over the rows of a GroundTruthData, encoded by ``encode``.
+    """The metrics' FactorSampler (`latentquant.metrics.sampling`) over the rows of a GroundTruthData, encoded
+    by ``encode``.
 
     ``sample_fixed`` picks the value of the fixed factor from a uniformly random row, then draws rows
-    uniformly (with replacement) among those with that value. On a full factorial dataset (Shapes3D,
-    dSprites, MPI3D) this is disentanglement_lib's sampler: the fixed value has its marginal distribution
-    and the other factors are uniform. ``encode`` receives uint8 images (n, H, W, C) and returns (n, D).
+    uniformly (with replacement) among those with that value; ``sample_pairs`` draws each pair's first row
+    uniformly and its second among the rows sharing the first's value. On a full factorial dataset (Shapes3D,
+    dSprites, MPI3D) these are disentanglement_lib's samplers: the fixed value has its marginal distribution
+    and the other factors are uniform. ``traverse`` needs every combination of factors to have an image and
+    raises ``ValueError`` naming a missing one otherwise. ``encode`` receives uint8 images (n, H, W, C) and
+    returns (n, D).
     """
 
     def __init__(self, data: GroundTruthData, encode: Callable[[np.ndarray], np.ndarray]) -> None:
@@ -126,6 +130,44 @@ class DatasetSampler:
         value = self._factors[rng.randint(len(self._factors)), factor]
         lo, hi = np.searchsorted(column, value, side="left"), np.searchsorted(column, value, side="right")
         return self._encode(order[lo + rng.randint(hi - lo, size=n)])
+
+    @property
+    def factor_sizes(self) -> list[int]:
+        return [int(size) for size in self.data.factor_sizes]
+
+    def sample_labelled(self, n: int, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+        rows = rng.randint(len(self._factors), size=n)
+        return self._factors[rows], self._encode(rows)
+
+    def sample_pairs(self, factor: int, n: int, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+        order, column = self._order[factor], self._sorted[factor]
+        first = rng.randint(len(self._factors), size=n)
+        values = self._factors[first, factor]
+        lo, hi = np.searchsorted(column, values, side="left"), np.searchsorted(column, values, side="right")
+        second = order[lo + rng.randint(0, hi - lo)]
+        latents = self._encode(np.concatenate([first, second]))  # one encoder call for both halves
+        return latents[:n], latents[n:]
+
+    def traverse(self, factor: int, rng: np.random.RandomState) -> np.ndarray:
+        base = self._factors[rng.randint(len(self._factors))]
+        grid = np.repeat(base[None, :], self.factor_sizes[factor], axis=0)
+        grid[:, factor] = np.arange(self.factor_sizes[factor])
+        return self._encode(self._rows_of(grid))
+
+    def _rows_of(self, factors: np.ndarray) -> np.ndarray:
+        """The row holding each factor combination (the first such row if several do)."""
+        if not hasattr(self, "_codes"):
+            # One mixed-radix code per row, sorted once: a combination's row is then a binary search away.
+            codes = np.ravel_multi_index(self._factors.T, self.factor_sizes)
+            self._code_order = np.argsort(codes, kind="stable")
+            self._codes = codes[self._code_order]
+        wanted = np.ravel_multi_index(factors.T, self.factor_sizes)
+        where = np.minimum(np.searchsorted(self._codes, wanted), len(self._codes) - 1)
+        missing = self._codes[where] != wanted
+        if missing.any():
+            raise ValueError(f"{self.data.name}: no image with factors {factors[np.argmax(missing)].tolist()}; "
+                             "factor traversals need a full factorial dataset")
+        return self._code_order[where]
 
     def _encode(self, rows: np.ndarray) -> np.ndarray:
         # HDF5 and memory-mapped stores need increasing row indices (and read fastest that way).

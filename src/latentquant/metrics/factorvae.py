@@ -1,33 +1,19 @@
 """The FactorVAE score (Kim & Mnih 2018), as disentanglement_lib computes it, through a factor sampler.
 
 Unlike the other metrics this one intervenes on the data: it needs batches in which one factor is held fixed,
-so it takes a :class:`FactorSampler` rather than arrays. `latentquant.evaluate.DatasetSampler` provides one
-for any dataset and model; any object with the protocol's three members will do.
+so it takes a :class:`~latentquant.metrics.sampling.FactorSampler` rather than arrays.
+`latentquant.evaluate.DatasetSampler` provides one for any dataset and model; any object with the three
+members used here (``num_factors``, ``sample``, ``sample_fixed``) will do.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
-
 import numpy as np
 
 from . import _inputs
+from .sampling import FactorSampler, require
 
-
-@runtime_checkable
-class FactorSampler(Protocol):
-    """Draws encoded batches from a ground-truth dataset, optionally with one factor held fixed."""
-
-    @property
-    def num_factors(self) -> int: ...
-
-    def sample(self, n: int, rng: np.random.RandomState) -> np.ndarray:
-        """Latents (n, D) of n random observations."""
-        ...
-
-    def sample_fixed(self, factor: int, n: int, rng: np.random.RandomState) -> np.ndarray:
-        """Latents (n, D) of n random observations sharing one random value of ``factor``."""
-        ...
+__all__ = ["FactorSampler", "factorvae_score"]  # FactorSampler lives in .sampling; importable here as before
 
 
 def factorvae_score(
@@ -53,10 +39,9 @@ def factorvae_score(
     "train_accuracy": float, "active_latents": (D,) bool array, "votes": (D, K) int array of training
     votes}``. With no active latent both accuracies are 0 (disentanglement_lib's convention). Raises
     ``ValueError`` for sizes that are too small or latents that are not a finite, numeric 2-D array, and
-    ``TypeError`` for a sampler without the :class:`FactorSampler` methods.
+    ``TypeError`` for a sampler without those three members.
     """
-    if not isinstance(sampler, FactorSampler):
-        raise TypeError("sampler must provide num_factors, sample(n, rng) and sample_fixed(factor, n, rng)")
+    require(sampler, ("num_factors", "sample", "sample_fixed"), "the FactorVAE score")
     for name, value, least in (
         ("batch_size", batch_size, 2), ("n_train", n_train, 1), ("n_eval", n_eval, 1), ("n_variance", n_variance, 2)
     ):

@@ -27,17 +27,34 @@ def mig(
     if n_bins < 2:
         raise ValueError(f"n_bins must be at least 2, got {n_bins}")
     codes, n_classes = _inputs.encoded_sources(source_array, "MIG (normalised by source entropy)")
-    if _inputs.resolve_discrete(latent_array, discrete_latents):
-        latent_codes, n_codes = zip(*(_mi.label_encode(column) for column in latent_array.T), strict=True)
-    else:
-        latent_codes, n_codes = zip(*(histogram_codes(column, n_bins) for column in latent_array.T), strict=True)
-    latent_codes = np.stack(latent_codes, axis=1)
+    latent_codes, n_codes = discretised_latents(latent_array, n_bins, discrete_latents)
 
     gaps = []
     for k, c in enumerate(n_classes):
-        mi = _mi.plugin_mutual_info(codes[:, k], c, latent_codes, list(n_codes))
+        mi = _mi.plugin_mutual_info(codes[:, k], c, latent_codes, n_codes)
         gaps.append(_inputs.top_two_gap(mi, axis=0) / _mi.plugin_entropy(codes[:, k], c))
     return float(np.mean(gaps))
+
+
+def discretised_latents(
+    latents: np.ndarray, n_bins: int, discrete_latents: bool | None
+) -> tuple[np.ndarray, list[int]]:
+    """(codes (N, D), number of codes per latent): label-encoded discrete latents, or continuous ones in
+    ``n_bins`` histogram bins (:func:`histogram_codes`); ``discrete_latents=None`` follows the dtype."""
+    if n_bins < 2:
+        raise ValueError(f"n_bins must be at least 2, got {n_bins}")
+    if _inputs.resolve_discrete(latents, discrete_latents):
+        columns, n_codes = zip(*(_mi.label_encode(column) for column in latents.T), strict=True)
+    else:
+        columns, n_codes = zip(*(histogram_codes(column, n_bins) for column in latents.T), strict=True)
+    return np.stack(columns, axis=1), list(n_codes)
+
+
+def mutual_info_matrix(
+    codes: np.ndarray, n_classes: list[int], latent_codes: np.ndarray, n_codes: list[int]
+) -> np.ndarray:
+    """(K, D) plug-in mutual information (nats) between each label-encoded source and each latent code."""
+    return np.stack([_mi.plugin_mutual_info(codes[:, k], c, latent_codes, n_codes) for k, c in enumerate(n_classes)])
 
 
 def histogram_codes(values: np.ndarray, n_bins: int) -> tuple[np.ndarray, int]:
