@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import UserError
-from ._common import one_line
+from ._common import check_image_size, one_line
 from .catalog import CATALOG, describe
 from .dsprites import write_dsprites_npz
 from .loading import DATASETS, load
@@ -17,9 +17,10 @@ from .nvlabs import write_falcor3d_folder, write_isaac3d_folder
 from .shapes3d import write_shapes3d_h5
 
 # Options that let `check` accept a file at any stored image size.
-CHECK_OPTIONS: dict[str, dict] = {"shapes3d": {"image_size": None}}
+CHECK_OPTIONS: dict[str, dict] = {"shapes3d": {"image_size": None}, "mpi3d": {"image_size": None}}
 
-# name -> writer(out, subset=..., image_size=...) of the look-alike in the official format.
+# name -> writer(out, subset=..., image_size=...) of the look-alike in the official format; image_size is
+# already checked by `_make_size`.
 WRITERS: dict[str, Callable[..., Path]] = {
     "shapes3d": lambda out, subset, image_size: write_shapes3d_h5(out, image_size=image_size, subset=subset),
     "dsprites": lambda out, subset, image_size: write_dsprites_npz(out, subset=subset),
@@ -28,6 +29,8 @@ WRITERS: dict[str, Callable[..., Path]] = {
     "falcor3d": lambda out, subset, image_size: write_falcor3d_folder(out, subset=subset),
     "isaac3d": lambda out, subset, image_size: write_isaac3d_folder(out, subset=subset),
 }
+# Formats whose look-alike is written at one size only (the official one), whatever --image-size says.
+FIXED_SIZE = {"dsprites", "falcor3d", "isaac3d"}
 
 
 def _known(name: str, table: dict) -> None:
@@ -40,9 +43,25 @@ def where(name: str) -> str:
     return describe(name)
 
 
-def make(name: str, out: str, *, subset: int | None = None, image_size: int = 64) -> Path:
-    """Write the look-alike of `name` to `out` in the official format."""
+def _make_size(name: str, image_size: int | None) -> int:
+    """The image size to write `name` at; a size the format cannot hold is refused rather than ignored."""
+    spec = CATALOG[name]
+    if name not in FIXED_SIZE:
+        return check_image_size(64 if image_size is None else image_size, spec)
+    if image_size is not None and image_size != spec.native_size:
+        # Training can still use other sizes: the NVlabs loader resizes, dSprites is area-averaged by a divisor.
+        loadable = (spec.image_sizes[0] <= image_size <= spec.image_sizes[1] if name != "dsprites"
+                    else 0 < image_size < spec.native_size and spec.native_size % image_size == 0)
+        resized = f"; train with data.image_size={image_size}, which resizes them on load" if loadable else ""
+        raise UserError(f"--image-size {image_size}: {spec.title} look-alikes are written as the official files "
+                        f"are, {spec.native_size}x{spec.native_size}{resized}")
+    return spec.native_size
+
+
+def make(name: str, out: str, *, subset: int | None = None, image_size: int | None = None) -> Path:
+    """Write the look-alike of `name` to `out` in the official format (image_size None: its default size)."""
     _known(name, WRITERS)
+    size = _make_size(name, image_size)
     target = Path(out).expanduser()
     if target.exists():
         raise UserError(f"{target} already exists; remove it or choose another --out")
@@ -50,7 +69,7 @@ def make(name: str, out: str, *, subset: int | None = None, image_size: int = 64
         raise UserError(f"cannot write {target}: no folder {target.parent}")
     if subset is not None and subset < 1:
         raise UserError(f"--subset must be at least 1, got {subset}")
-    return WRITERS[name](target, subset=subset, image_size=image_size)
+    return WRITERS[name](target, subset=subset, image_size=size)
 
 
 def detect(path: Path) -> str:

@@ -288,17 +288,20 @@ def write_mpi3d_npz(path: str | os.PathLike, subset: int | None = None, seed: in
     return path
 
 
-def load_mpi3d(path: str | os.PathLike | None = None, image_size: int = 64,
+def load_mpi3d(path: str | os.PathLike | None = None, image_size: int | None = 64,
                cache_dir: str | os.PathLike | None = None, variant: str | None = None) -> GroundTruthData:
     """The official file at ``path``, or (path None) the MPI3D-toy look-alike, rendered once into a cache.
 
+    With a path, ``image_size`` must equal the file's image size, or be None to take the file's own size.
     ``variant`` overrides the detection from N and the file name. The look-alike is a seeded subset of
     ``LOOKALIKE_SUBSET`` grid rows (``write_mpi3d_npz(path)`` writes the full grid). Cache folder:
     ``cache_dir``, else ``$LATENTQUANT_CACHE``, else ``~/.cache/latentquant``.
     """
-    size = check_image_size(image_size, MPI3D)
     if path is not None:
+        # None: whatever size the file stores (`data make mpi3d --image-size 32` writes 32x32 files).
+        size = None if image_size is None else check_image_size(image_size, MPI3D)
         return read_mpi3d_npz(path, variant=variant, image_size=size, cache_dir=cache_dir)
+    size = check_image_size(image_size, MPI3D)
     if variant not in (None, "toy"):
         raise UserError(f"the look-alike is MPI3D-toy only; variant={variant!r} needs the official file (path=...)")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
