@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -149,6 +150,92 @@ def test_lookalike_without_path_is_written_once(tmp_path, monkeypatch):
     stamp = folder.stat().st_mtime_ns
     np.testing.assert_array_equal(load_isaac3d(image_size=SIZE, cache_dir=tmp_path, subset=10).factors, got.factors)
     assert folder.stat().st_mtime_ns == stamp
+
+
+# --- the cache follows the sources ----------------------------------------------------------------------
+
+
+def _fresh(root: Path, tmp_path: Path, name: str):
+    """A decode that no earlier cache can influence."""
+    return read_nvlabs_folder(root, FALCOR3D, image_size=16, cache_dir=tmp_path / name)
+
+
+def test_reordered_label_rows_move_their_images_with_them(falcor_root, tmp_path):
+    root = _copy(falcor_root, tmp_path)
+    before = read_nvlabs_folder(root, FALCOR3D, image_size=16, cache_dir=tmp_path / "cache")
+    labels = np.load(root / "train-rec.labels")
+    order = np.random.default_rng(3).permutation(N)
+    with open(root / "train-rec.labels", "wb") as f:  # same size, and the mtime may well be the same tick
+        np.save(f, labels[order])
+    after = read_nvlabs_folder(root, FALCOR3D, image_size=16, cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(after.factors, before.factors[order])
+    np.testing.assert_array_equal(np.asarray(after.images), np.asarray(before.images)[order])
+    np.testing.assert_array_equal(np.asarray(after.images), np.asarray(_fresh(root, tmp_path, "fresh").images))
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 1  # the stale cache is gone, not left to pile up
+
+
+def test_a_png_corrupted_after_a_load_is_named_by_load_and_check(falcor_root, tmp_path, monkeypatch, capsys):
+    from latentquant.cli import main
+
+    root = _copy(falcor_root, tmp_path)
+    monkeypatch.setenv("LATENTQUANT_CACHE", str(tmp_path / "cache"))
+    assert main(["data", "check", str(root)]) == 0
+    victim = sorted((root / "images").iterdir())[4]
+    st = victim.stat()
+    # Same size and the old mtime put back (as `touch -r` or `rsync -t` would): only the ctime tells.
+    victim.write_bytes(b"\0" * st.st_size)
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    capsys.readouterr()
+    assert main(["data", "check", str(root)]) == 1
+    failure = [line for line in capsys.readouterr().err.splitlines() if "check failed" in line]  # not progress
+    assert len(failure) == 1 and f"{victim}: unreadable PNG" in failure[0], failure
+    with pytest.raises(UserError, match=f"{victim.name}: unreadable PNG"):
+        data.load("falcor3d", str(root), image_size=64)
+
+
+def test_touching_a_png_keeps_the_data_right(falcor_root, tmp_path):
+    root = _copy(falcor_root, tmp_path)
+    before = np.array(read_nvlabs_folder(root, FALCOR3D, image_size=16, cache_dir=tmp_path / "cache").images)
+    os.utime(sorted((root / "images").iterdir())[0])  # content unchanged
+    after = read_nvlabs_folder(root, FALCOR3D, image_size=16, cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(np.asarray(after.images), before)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "pad", "wrong shape"])
+def test_a_damaged_cache_is_rebuilt_not_used(damage, falcor_root, tmp_path):
+    # A copy: the memory map would fault (SIGBUS) once its file is truncated under it.
+    want = np.array(read_nvlabs_folder(falcor_root, FALCOR3D, image_size=16, cache_dir=tmp_path / "cache").images)
+    (file,) = (tmp_path / "cache").glob("*.npy")
+    whole = file.read_bytes()
+    if damage == "truncate":
+        file.write_bytes(whole[: len(whole) // 2])
+    elif damage == "garbage":
+        file.write_bytes(bytes(len(whole)))
+    elif damage == "pad":
+        file.write_bytes(whole + bytes(16 * 16 * 3))
+    else:  # a valid .npy of other images under the cache's name
+        with open(file, "wb") as f:
+            np.save(f, np.zeros((N - 1, 16, 16, 3), np.uint8))
+    got = read_nvlabs_folder(falcor_root, FALCOR3D, image_size=16, cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(np.asarray(got.images), want)
+    assert file.read_bytes() == whole
+
+
+def test_an_unfinished_cache_is_never_left_or_read(tmp_path, monkeypatch):
+    root = _write_tiny(tmp_path / "r", [0, 1, 2], _labels_for([0, 1, 2]))
+
+    def die(paths, size, native, target, what):
+        target[:1] = 7  # part written, then the decoder fails
+        raise UserError("decoder died")
+
+    monkeypatch.setattr(nvlabs, "_decode_all", die)
+    with pytest.raises(UserError, match="decoder died"):
+        read_nvlabs_folder(root, FALCOR3D, image_size=16, cache_dir=tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == []
+    monkeypatch.undo()
+    got = read_nvlabs_folder(root, FALCOR3D, image_size=16, cache_dir=tmp_path / "cache")
+    with Image.open(root / "images" / "000000.png") as img:
+        np.testing.assert_array_equal(got.images[0], np.asarray(img))
 
 
 # --- labels <-> grid rules ------------------------------------------------------------------------------
