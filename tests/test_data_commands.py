@@ -162,3 +162,29 @@ def test_make_refuses_a_size_the_format_cannot_hold(name, size, needle, tmp_path
     code, _, err = run_main("make", name, "--out", str(out), "--subset", "2", "--image-size", size, capsys=capsys)
     assert code == 2 and needle in err and err.strip().count("\n") == 0, err
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_check_of_a_folder_whose_labels_name_is_no_file_says_so(tmp_path, capsys):
+    """A labels name that exists but is not a file still tells the layout; the reader then names the problem."""
+    (tmp_path / "Isaac3D_down128" / "labels.npy").mkdir(parents=True)
+    code, _, err = run_main("check", str(tmp_path / "Isaac3D_down128"), capsys=capsys)
+    assert code == 1 and "labels.npy: labels file is not a regular file" in err, err
+
+
+def test_make_refuses_a_dangling_symlink_as_out(tmp_path, capsys):
+    link = tmp_path / "out.h5"
+    link.symlink_to(tmp_path / "elsewhere" / "x.h5")
+    code, _, err = run_main("make", "shapes3d", "--out", str(link), "--subset", "2", capsys=capsys)
+    assert code == 2 and "already exists" in err and link.is_symlink()
+
+
+def test_dsprites_bad_labels_are_not_called_truncated(tmp_path, capsys):
+    from latentquant.data.dsprites import write_dsprites_npz
+
+    path = write_dsprites_npz(tmp_path / "good.npz", subset=4)
+    arrays = dict(np.load(path))
+    arrays["latents_values"] = arrays["latents_values"].astype(np.float64)
+    arrays["latents_values"][2, 3] = np.nan
+    np.savez(tmp_path / "nan.npz", **arrays)
+    code, _, err = run_main("check", str(tmp_path / "nan.npz"), capsys=capsys)
+    assert code == 1 and "has value nan at row 2" in err and "truncated" not in err, err

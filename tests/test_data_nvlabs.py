@@ -356,6 +356,51 @@ def test_unwritable_cache(falcor_root, tmp_path):
         read_nvlabs_folder(falcor_root, FALCOR3D, image_size=SIZE, cache_dir=blocker)
 
 
+def test_symlinked_pngs_and_labels_read_as_their_targets(tmp_path):
+    real = _write_tiny(tmp_path / "real", [0, 1, 2], _labels_for([0, 1, 2]))
+    linked = tmp_path / "linked"
+    (linked / "images").mkdir(parents=True)
+    for png in (real / "images").iterdir():
+        (linked / "images" / png.name).symlink_to(png)
+    (linked / "train-rec.labels").symlink_to(real / "train-rec.labels")
+    got = read_nvlabs_folder(linked, FALCOR3D, image_size=16, cache_dir=tmp_path / "c")
+    np.testing.assert_array_equal(np.asarray(got.images), np.asarray(_fresh(real, tmp_path, "fresh").images))
+    # Re-pointing one link at another image (same size, same mtime) is a different source: not the cache.
+    (linked / "images" / "000000.png").unlink()
+    (linked / "images" / "000000.png").symlink_to(real / "images" / "000002.png")
+    again = read_nvlabs_folder(linked, FALCOR3D, image_size=16, cache_dir=tmp_path / "c")
+    np.testing.assert_array_equal(again.images[0], got.images[2])
+
+
+@pytest.mark.parametrize("how, match", [
+    ("dangling png", r"000001\.png: cannot stat the PNG"),
+    ("png is a folder", r"000001\.png: not a regular file"),  # a FIFO takes the same path, and would block a decoder
+    ("labels is a folder", r"train-rec\.labels: labels file is not a regular file"),
+    ("dangling labels", r"train-rec\.labels: labels file is a symlink to nothing"),
+    ("images is a file", r"images: not a folder"),
+])
+def test_hostile_folder_entries_are_named(how, match, tmp_path):
+    root = _write_tiny(tmp_path / "r", [0, 1], _labels_for([0, 1]))
+    png, labels = root / "images" / "000001.png", root / "train-rec.labels"
+    if how == "dangling png":
+        png.unlink()
+        png.symlink_to(tmp_path / "nowhere.png")
+    elif how == "png is a folder":
+        png.unlink()
+        png.mkdir()
+    elif how == "labels is a folder":
+        labels.unlink()
+        labels.mkdir()
+    elif how == "dangling labels":
+        labels.unlink()
+        labels.symlink_to(tmp_path / "nowhere.labels")
+    else:
+        shutil.rmtree(root / "images")
+        (root / "images").write_text("")
+    _raises(root, match, tmp_path)  # not a fallback to factors from the PNG names, not a hang, not a traceback
+    assert not (tmp_path / "cache").exists()  # refused before anything is written
+
+
 # --- renderers ------------------------------------------------------------------------------------------
 
 

@@ -63,7 +63,7 @@ def make(name: str, out: str, *, subset: int | None = None, image_size: int | No
     _known(name, WRITERS)
     size = _make_size(name, image_size)
     target = Path(out).expanduser()
-    if target.exists():
+    if os.path.lexists(target):  # a dangling symlink too: replacing it is as surprising as following it
         raise UserError(f"{target} already exists; remove it or choose another --out")
     if not target.parent.is_dir():
         raise UserError(f"cannot write {target}: no folder {target.parent}")
@@ -75,9 +75,11 @@ def make(name: str, out: str, *, subset: int | None = None, image_size: int | No
 def detect(path: Path) -> str:
     """Which dataset a file or folder holds, from its layout (not its name alone)."""
     if path.is_dir():
-        if (path / "train-rec.labels").is_file():
+        # lexists: a labels name that is a FIFO or a broken link still tells the layout; the reader then says
+        # what is wrong with it.
+        if os.path.lexists(path / "train-rec.labels"):
             return "falcor3d"
-        if (path / "labels.npy").is_file():
+        if os.path.lexists(path / "labels.npy"):
             return "isaac3d"
         raise UserError(f"{path}: a folder, but neither train-rec.labels (Falcor3D) nor labels.npy (Isaac3D) is in it")
     if not path.is_file():

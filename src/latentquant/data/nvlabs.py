@@ -126,8 +126,17 @@ def _read_labels(file: Path, spec: DatasetSpec) -> tuple[np.ndarray, str]:
 
 
 def _find_labels(root: Path, spec: DatasetSpec) -> Path | None:
+    """The labels file, or None if there is none; a labels name that is not a readable regular file is refused
+    (skipping it would silently fall back to factors from the PNG names)."""
     names = (spec.labels_file, *[n for n in LABEL_FILES if n != spec.labels_file])
-    return next((root / n for n in names if (root / n).is_file()), None)
+    for name in names:
+        file = root / name
+        if file.is_file():
+            return file
+        if os.path.lexists(file):
+            what = "a symlink to nothing" if file.is_symlink() and not file.exists() else "not a regular file"
+            raise UserError(f"{file}: labels file is {what}")
+    return None
 
 
 def _decode_chunk(task: tuple[list[str], int, tuple[int, int] | None]) -> tuple[np.ndarray | None, str | None]:
@@ -266,6 +275,8 @@ def read_nvlabs_folder(root: str | os.PathLike, spec: DatasetSpec, image_size: i
         what = "is a file, expected the folder holding images/" if root.exists() else "not found"
         raise UserError(f"{spec.title} folder {what}: {root}")
     images_dir = root / "images"
+    if os.path.lexists(images_dir) and not images_dir.is_dir():
+        raise UserError(f"{images_dir}: not a folder; expected the {spec.title} layout images/000000.png ...")
     labels_file = _find_labels(root, spec)
     if images_dir.is_dir():
         present, png_stats = _png_indices(images_dir)
