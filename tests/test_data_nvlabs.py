@@ -180,6 +180,7 @@ def test_a_png_corrupted_after_a_load_is_named_by_load_and_check(falcor_root, tm
     root = _copy(falcor_root, tmp_path)
     monkeypatch.setenv("LATENTQUANT_CACHE", str(tmp_path / "cache"))
     assert main(["data", "check", str(root)]) == 0
+    assert "every PNG decoded" in capsys.readouterr().out
     victim = sorted((root / "images").iterdir())[4]
     st = victim.stat()
     # Same size and the old mtime put back (as `touch -r` or `rsync -t` would): only the ctime tells.
@@ -191,6 +192,18 @@ def test_a_png_corrupted_after_a_load_is_named_by_load_and_check(falcor_root, tm
     assert len(failure) == 1 and f"{victim}: unreadable PNG" in failure[0], failure
     with pytest.raises(UserError, match=f"{victim.name}: unreadable PNG"):
         data.load("falcor3d", str(root), image_size=64)
+
+
+def test_a_read_only_cache_folder_is_one_line_and_a_matching_cache_still_reads(falcor_root, tmp_path, monkeypatch):
+    read_nvlabs_folder(falcor_root, FALCOR3D, image_size=16, cache_dir=tmp_path / "cache")
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(nvlabs, "atomic_write", denied)  # chmod would not stop the root user the tests may run as
+    assert len(read_nvlabs_folder(falcor_root, FALCOR3D, image_size=16, cache_dir=tmp_path / "cache")) == N
+    with pytest.raises(UserError, match="cannot write the resized-image cache .*Permission denied.*LATENTQUANT_CACHE"):
+        read_nvlabs_folder(falcor_root, FALCOR3D, image_size=8, cache_dir=tmp_path / "cache")
 
 
 def test_touching_a_png_keeps_the_data_right(falcor_root, tmp_path):
