@@ -200,7 +200,7 @@ def test_a_read_only_cache_folder_is_one_line_and_a_matching_cache_still_reads(f
     def denied(path):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(nvlabs, "atomic_write", denied)  # chmod would not stop the root user the tests may run as
+    monkeypatch.setattr(nvlabs, "atomic_output", denied)  # chmod would not stop the root user the tests may run as
     assert len(read_nvlabs_folder(falcor_root, FALCOR3D, image_size=16, cache_dir=tmp_path / "cache")) == N
     with pytest.raises(UserError, match="cannot write the resized-image cache .*Permission denied.*LATENTQUANT_CACHE"):
         read_nvlabs_folder(falcor_root, FALCOR3D, image_size=8, cache_dir=tmp_path / "cache")

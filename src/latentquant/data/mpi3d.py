@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..fsio import atomic_write
 from ._common import (
     atomic_output,
     check_image_size,
@@ -215,7 +214,7 @@ def _map_images(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, cache_di
         for old in target.parent.glob(f"{_extracted_prefix(path)}*.npy"):  # earlier versions of this file
             with contextlib.suppress(OSError):
                 old.unlink()
-        with atomic_write(target) as tmp, zf.open(info) as src:
+        with atomic_output(target) as tmp, zf.open(info) as src:
             _read_npy_header(src, path, "images")
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
             flat = out.reshape(-1)

@@ -38,8 +38,15 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UserError
-from ..fsio import atomic_write
-from ._common import check_image_size, default_cache_dir, grid_classes, grid_indices, one_line, subset_indices
+from ._common import (
+    atomic_output,
+    check_image_size,
+    default_cache_dir,
+    grid_classes,
+    grid_indices,
+    one_line,
+    subset_indices,
+)
 from .base import GroundTruthData
 from .catalog import FALCOR3D, ISAAC3D, DatasetSpec
 
@@ -246,8 +253,8 @@ def _resized_images(root: Path, indices: np.ndarray, spec: DatasetSpec, size: in
     try:
         cache.mkdir(parents=True, exist_ok=True)
         _remove_stale(cache, spec, root, size, keep=file)
-        # atomic_write: the name appears only once every PNG is decoded and the data is on disk.
-        with atomic_write(file) as tmp:
+        # The name appears only once every PNG is decoded and the data is on disk.
+        with atomic_output(file) as tmp:
             target = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
             try:
                 _decode_all(paths, size, native, target, spec.title)
