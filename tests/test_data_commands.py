@@ -123,3 +123,68 @@ def test_check_refuses_what_training_would_refuse(shape, tmp_path):
         assert proc.returncode == code and proc.stderr.strip().count("\n") == 0, proc.stderr
         assert ("square" if shape[2] != shape[1] else "at least 2") in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def run_main(*args: str, capsys) -> tuple[int, str, str]:
+    """The CLI in this process (a subprocess costs a second of imports per call)."""
+    from latentquant.cli import main
+
+    code = main(["data", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_mpi3d_made_at_32_is_checked_and_loaded_at_32(tmp_path, capsys):
+    from latentquant.data import load
+
+    out = tmp_path / "mpi3d_toy.npz"
+    code, _, err = run_main("make", "mpi3d", "--out", str(out), "--subset", "6", "--image-size", "32", capsys=capsys)
+    assert code == 0, err
+    code, stdout, err = run_main("check", str(out), capsys=capsys)
+    assert code == 0, err
+    assert "N = 6 images of 32x32x3" in stdout
+    data = load("mpi3d", str(out), image_size=32)
+    assert data.images.shape == (6, 32, 32, 3)
+    assert load("mpi3d", str(out), image_size=16).images.shape == (6, 16, 16, 3)  # a divisor is area-averaged
+    with pytest.raises(Exception, match="holds 32x32 images; image_size must divide 32"):
+        load("mpi3d", str(out), image_size=64)
+
+
+@pytest.mark.parametrize("name, size, needle", [
+    ("dsprites", "32", "64x64; train with data.image_size=32"),
+    ("falcor3d", "32", "128x128; train with data.image_size=32"),
+    ("isaac3d", "4", "Isaac3D look-alikes are written as the official files are, 128x128"),
+    ("mpi3d", "8", "between 16 and 256"),
+])
+def test_make_refuses_a_size_the_format_cannot_hold(name, size, needle, tmp_path, capsys):
+    """`--image-size` used to be ignored for dSprites and the NVlabs folders: a 64x64 or 128x128 file, silently."""
+    out = tmp_path / "out"
+    code, _, err = run_main("make", name, "--out", str(out), "--subset", "2", "--image-size", size, capsys=capsys)
+    assert code == 2 and needle in err and err.strip().count("\n") == 0, err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_check_of_a_folder_whose_labels_name_is_no_file_says_so(tmp_path, capsys):
+    """A labels name that exists but is not a file still tells the layout; the reader then names the problem."""
+    (tmp_path / "Isaac3D_down128" / "labels.npy").mkdir(parents=True)
+    code, _, err = run_main("check", str(tmp_path / "Isaac3D_down128"), capsys=capsys)
+    assert code == 1 and "labels.npy: labels file is not a regular file" in err, err
+
+
+def test_make_refuses_a_dangling_symlink_as_out(tmp_path, capsys):
+    link = tmp_path / "out.h5"
+    link.symlink_to(tmp_path / "elsewhere" / "x.h5")
+    code, _, err = run_main("make", "shapes3d", "--out", str(link), "--subset", "2", capsys=capsys)
+    assert code == 2 and "already exists" in err and link.is_symlink()
+
+
+def test_dsprites_bad_labels_are_not_called_truncated(tmp_path, capsys):
+    from latentquant.data.dsprites import write_dsprites_npz
+
+    path = write_dsprites_npz(tmp_path / "good.npz", subset=4)
+    arrays = dict(np.load(path))
+    arrays["latents_values"] = arrays["latents_values"].astype(np.float64)
+    arrays["latents_values"][2, 3] = np.nan
+    np.savez(tmp_path / "nan.npz", **arrays)
+    code, _, err = run_main("check", str(tmp_path / "nan.npz"), capsys=capsys)
+    assert code == 1 and "has value nan at row 2" in err and "truncated" not in err, err

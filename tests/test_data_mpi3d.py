@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
@@ -128,6 +129,32 @@ def test_deflated_member_is_extracted_once_then_mapped(small_grids, tmp_path):
     stamp = extracted[0].stat().st_mtime_ns
     read_mpi3d_npz(path, cache_dir=cache)
     assert extracted[0].stat().st_mtime_ns == stamp  # reused, not rewritten
+
+
+def test_a_damaged_or_outdated_extraction_is_redone(small_grids, tmp_path):
+    path = _savez(tmp_path / "mpi3d_toy.npz", compressed=True, images=_images(N6))
+    cache = tmp_path / "cache"
+    read_mpi3d_npz(path, cache_dir=cache)
+    (extracted,) = (cache / "mpi3d-extracted").glob("*.npy")
+    extracted.write_bytes(extracted.read_bytes()[:200])  # truncated: np.load of it used to be a traceback
+    np.testing.assert_array_equal(read_mpi3d_npz(path, cache_dir=cache).images, _images(N6))
+    # Rewritten with other images, its mtime put back: the ctime still tells, and only the new extraction stays.
+    st = path.stat()
+    _savez(path, compressed=True, images=_images(N6)[::-1].copy())
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    np.testing.assert_array_equal(read_mpi3d_npz(path, cache_dir=cache).images, _images(N6)[::-1])
+    assert len(list((cache / "mpi3d-extracted").iterdir())) == 1
+
+
+def test_a_deflated_member_failing_its_crc_is_refused(small_grids, tmp_path):
+    path = _savez(tmp_path / "mpi3d_toy.npz", compressed=True, images=_images(N6))
+    raw = bytearray(path.read_bytes())
+    central = raw.rindex(b"PK\x01\x02", 0, raw.rindex(b"images.npy"))  # the member's central-directory entry
+    raw[central + 16:central + 20] = bytes(4)  # its CRC-32, the one zipfile checks the data against
+    path.write_bytes(bytes(raw))
+    with pytest.raises(UserError, match="extracting 'images' failed .*CRC"):
+        read_mpi3d_npz(path, cache_dir=tmp_path / "cache")
+    assert not list((tmp_path / "cache" / "mpi3d-extracted").iterdir())
 
 
 # --- errors ---------------------------------------------------------------------------------------------

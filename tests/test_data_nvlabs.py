@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -151,6 +152,105 @@ def test_lookalike_without_path_is_written_once(tmp_path, monkeypatch):
     assert folder.stat().st_mtime_ns == stamp
 
 
+# --- the cache follows the sources ----------------------------------------------------------------------
+
+
+def _fresh(root: Path, tmp_path: Path, name: str):
+    """A decode that no earlier cache can influence."""
+    return read_nvlabs_folder(root, FALCOR3D, image_size=16, cache_dir=tmp_path / name)
+
+
+def test_reordered_label_rows_move_their_images_with_them(falcor_root, tmp_path):
+    root = _copy(falcor_root, tmp_path)
+    before = read_nvlabs_folder(root, FALCOR3D, image_size=16, cache_dir=tmp_path / "cache")
+    labels = np.load(root / "train-rec.labels")
+    order = np.random.default_rng(3).permutation(N)
+    with open(root / "train-rec.labels", "wb") as f:  # same size, and the mtime may well be the same tick
+        np.save(f, labels[order])
+    after = read_nvlabs_folder(root, FALCOR3D, image_size=16, cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(after.factors, before.factors[order])
+    np.testing.assert_array_equal(np.asarray(after.images), np.asarray(before.images)[order])
+    np.testing.assert_array_equal(np.asarray(after.images), np.asarray(_fresh(root, tmp_path, "fresh").images))
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 1  # the stale cache is gone, not left to pile up
+
+
+def test_a_png_corrupted_after_a_load_is_named_by_load_and_check(falcor_root, tmp_path, monkeypatch, capsys):
+    from latentquant.cli import main
+
+    root = _copy(falcor_root, tmp_path)
+    monkeypatch.setenv("LATENTQUANT_CACHE", str(tmp_path / "cache"))
+    assert main(["data", "check", str(root)]) == 0
+    assert "every PNG decoded" in capsys.readouterr().out
+    victim = sorted((root / "images").iterdir())[4]
+    st = victim.stat()
+    # Same size and the old mtime put back (as `touch -r` or `rsync -t` would): only the ctime tells.
+    victim.write_bytes(b"\0" * st.st_size)
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    capsys.readouterr()
+    assert main(["data", "check", str(root)]) == 1
+    failure = [line for line in capsys.readouterr().err.splitlines() if "check failed" in line]  # not progress
+    assert len(failure) == 1 and f"{victim}: unreadable PNG" in failure[0], failure
+    with pytest.raises(UserError, match=f"{victim.name}: unreadable PNG"):
+        data.load("falcor3d", str(root), image_size=64)
+
+
+def test_a_read_only_cache_folder_is_one_line_and_a_matching_cache_still_reads(falcor_root, tmp_path, monkeypatch):
+    read_nvlabs_folder(falcor_root, FALCOR3D, image_size=16, cache_dir=tmp_path / "cache")
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(nvlabs, "atomic_output", denied)  # chmod would not stop the root user the tests may run as
+    assert len(read_nvlabs_folder(falcor_root, FALCOR3D, image_size=16, cache_dir=tmp_path / "cache")) == N
+    with pytest.raises(UserError, match="cannot write the resized-image cache .*Permission denied.*LATENTQUANT_CACHE"):
+        read_nvlabs_folder(falcor_root, FALCOR3D, image_size=8, cache_dir=tmp_path / "cache")
+
+
+def test_touching_a_png_keeps_the_data_right(falcor_root, tmp_path):
+    root = _copy(falcor_root, tmp_path)
+    before = np.array(read_nvlabs_folder(root, FALCOR3D, image_size=16, cache_dir=tmp_path / "cache").images)
+    os.utime(sorted((root / "images").iterdir())[0])  # content unchanged
+    after = read_nvlabs_folder(root, FALCOR3D, image_size=16, cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(np.asarray(after.images), before)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "pad", "wrong shape"])
+def test_a_damaged_cache_is_rebuilt_not_used(damage, falcor_root, tmp_path):
+    # A copy: the memory map would fault (SIGBUS) once its file is truncated under it.
+    want = np.array(read_nvlabs_folder(falcor_root, FALCOR3D, image_size=16, cache_dir=tmp_path / "cache").images)
+    (file,) = (tmp_path / "cache").glob("*.npy")
+    whole = file.read_bytes()
+    if damage == "truncate":
+        file.write_bytes(whole[: len(whole) // 2])
+    elif damage == "garbage":
+        file.write_bytes(bytes(len(whole)))
+    elif damage == "pad":
+        file.write_bytes(whole + bytes(16 * 16 * 3))
+    else:  # a valid .npy of other images under the cache's name
+        with open(file, "wb") as f:
+            np.save(f, np.zeros((N - 1, 16, 16, 3), np.uint8))
+    got = read_nvlabs_folder(falcor_root, FALCOR3D, image_size=16, cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(np.asarray(got.images), want)
+    assert file.read_bytes() == whole
+
+
+def test_an_unfinished_cache_is_never_left_or_read(tmp_path, monkeypatch):
+    root = _write_tiny(tmp_path / "r", [0, 1, 2], _labels_for([0, 1, 2]))
+
+    def die(paths, size, native, target, what):
+        target[:1] = 7  # part written, then the decoder fails
+        raise UserError("decoder died")
+
+    monkeypatch.setattr(nvlabs, "_decode_all", die)
+    with pytest.raises(UserError, match="decoder died"):
+        read_nvlabs_folder(root, FALCOR3D, image_size=16, cache_dir=tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == []
+    monkeypatch.undo()
+    got = read_nvlabs_folder(root, FALCOR3D, image_size=16, cache_dir=tmp_path / "cache")
+    with Image.open(root / "images" / "000000.png") as img:
+        np.testing.assert_array_equal(got.images[0], np.asarray(img))
+
+
 # --- labels <-> grid rules ------------------------------------------------------------------------------
 
 
@@ -267,6 +367,51 @@ def test_unwritable_cache(falcor_root, tmp_path):
     blocker.write_text("a file where the cache folder should be")
     with pytest.raises(UserError, match="cannot write the resized-image cache"):
         read_nvlabs_folder(falcor_root, FALCOR3D, image_size=SIZE, cache_dir=blocker)
+
+
+def test_symlinked_pngs_and_labels_read_as_their_targets(tmp_path):
+    real = _write_tiny(tmp_path / "real", [0, 1, 2], _labels_for([0, 1, 2]))
+    linked = tmp_path / "linked"
+    (linked / "images").mkdir(parents=True)
+    for png in (real / "images").iterdir():
+        (linked / "images" / png.name).symlink_to(png)
+    (linked / "train-rec.labels").symlink_to(real / "train-rec.labels")
+    got = read_nvlabs_folder(linked, FALCOR3D, image_size=16, cache_dir=tmp_path / "c")
+    np.testing.assert_array_equal(np.asarray(got.images), np.asarray(_fresh(real, tmp_path, "fresh").images))
+    # Re-pointing one link at another image (same size, same mtime) is a different source: not the cache.
+    (linked / "images" / "000000.png").unlink()
+    (linked / "images" / "000000.png").symlink_to(real / "images" / "000002.png")
+    again = read_nvlabs_folder(linked, FALCOR3D, image_size=16, cache_dir=tmp_path / "c")
+    np.testing.assert_array_equal(again.images[0], got.images[2])
+
+
+@pytest.mark.parametrize("how, match", [
+    ("dangling png", r"000001\.png: cannot stat the PNG"),
+    ("png is a folder", r"000001\.png: not a regular file"),  # a FIFO takes the same path, and would block a decoder
+    ("labels is a folder", r"train-rec\.labels: labels file is not a regular file"),
+    ("dangling labels", r"train-rec\.labels: labels file is a symlink to nothing"),
+    ("images is a file", r"images: not a folder"),
+])
+def test_hostile_folder_entries_are_named(how, match, tmp_path):
+    root = _write_tiny(tmp_path / "r", [0, 1], _labels_for([0, 1]))
+    png, labels = root / "images" / "000001.png", root / "train-rec.labels"
+    if how == "dangling png":
+        png.unlink()
+        png.symlink_to(tmp_path / "nowhere.png")
+    elif how == "png is a folder":
+        png.unlink()
+        png.mkdir()
+    elif how == "labels is a folder":
+        labels.unlink()
+        labels.mkdir()
+    elif how == "dangling labels":
+        labels.unlink()
+        labels.symlink_to(tmp_path / "nowhere.labels")
+    else:
+        shutil.rmtree(root / "images")
+        (root / "images").write_text("")
+    _raises(root, match, tmp_path)  # not a fallback to factors from the PNG names, not a hang, not a traceback
+    assert not (tmp_path / "cache").exists()  # refused before anything is written
 
 
 # --- renderers ------------------------------------------------------------------------------------------

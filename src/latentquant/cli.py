@@ -374,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("name")
     make.add_argument("--out", required=True)
     make.add_argument("--subset", type=int, default=None, help="only N images of the grid (seeded)")
-    make.add_argument("--image-size", type=int, default=64)
+    make.add_argument("--image-size", type=int, default=None,
+                      help="Shapes3D and MPI3D: the size written (default 64); the others have one official size")
     check = actions.add_parser("check", help="verify a dataset file or folder (exit 1 with the reason if bad)")
     check.add_argument("path")
     check.add_argument("--name", default=None, help="the dataset, if not detected from the file")

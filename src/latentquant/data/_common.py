@@ -3,10 +3,12 @@ subsets, atomic output, one-line error text."""
 
 from __future__ import annotations
 
+import errno
 import os
+import secrets
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -80,14 +82,37 @@ def ensure_lookalike(target: Path, description: str, write: Callable[[Path], obj
     return target
 
 
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
 @contextmanager
 def atomic_output(path: Path) -> Iterator[Path]:
-    """A temporary name beside `path` to write to; it becomes `path` only if the block ends without error,
-    so a killed or failed writer leaves no file behind."""
+    """A temporary file beside `path` to write to; it becomes `path` only if the block ends without error,
+    so a killed or failed writer leaves no file behind, and a reader sees the old file or the complete new one.
+
+    The same guarantees as ``latentquant.fsio.atomic_write``, which data/ does not import (it stays free of the
+    run machinery): the temporary file is created exclusively under a random name (a leftover or planted name,
+    a symlink say, is never reused or followed), it ends in the target's suffix (writers that pick a format
+    from it, or append one, see the target's), and it is fsynced before the rename.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp{path.suffix}")
+        try:
+            os.close(os.open(tmp, _CREATE, 0o644))
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(errno.EEXIST, "no free temporary name after 100 attempts", str(path))
     try:
         yield tmp
+        fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            os.fsync(fd)  # the data is on disk before the name says it is complete
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)

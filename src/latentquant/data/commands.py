@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import UserError
-from ._common import one_line
+from ._common import check_image_size, one_line
 from .catalog import CATALOG, describe
 from .dsprites import write_dsprites_npz
 from .loading import DATASETS, load
@@ -16,10 +16,15 @@ from .mpi3d import write_mpi3d_npz
 from .nvlabs import write_falcor3d_folder, write_isaac3d_folder
 from .shapes3d import write_shapes3d_h5
 
-# Options that let `check` accept a file at any stored image size.
-CHECK_OPTIONS: dict[str, dict] = {"shapes3d": {"image_size": None}}
+# What `check` verified about the images beyond their shape, where that is more than reading them.
+IMAGES_VERIFIED = {name: "; every PNG decoded, now or into a cache built from these exact files"
+                   for name in ("falcor3d", "isaac3d")}
 
-# name -> writer(out, subset=..., image_size=...) of the look-alike in the official format.
+# Options that let `check` accept a file at any stored image size.
+CHECK_OPTIONS: dict[str, dict] = {"shapes3d": {"image_size": None}, "mpi3d": {"image_size": None}}
+
+# name -> writer(out, subset=..., image_size=...) of the look-alike in the official format; image_size is
+# already checked by `_make_size`.
 WRITERS: dict[str, Callable[..., Path]] = {
     "shapes3d": lambda out, subset, image_size: write_shapes3d_h5(out, image_size=image_size, subset=subset),
     "dsprites": lambda out, subset, image_size: write_dsprites_npz(out, subset=subset),
@@ -28,6 +33,8 @@ WRITERS: dict[str, Callable[..., Path]] = {
     "falcor3d": lambda out, subset, image_size: write_falcor3d_folder(out, subset=subset),
     "isaac3d": lambda out, subset, image_size: write_isaac3d_folder(out, subset=subset),
 }
+# Formats whose look-alike is written at one size only (the official one), whatever --image-size says.
+FIXED_SIZE = {"dsprites", "falcor3d", "isaac3d"}
 
 
 def _known(name: str, table: dict) -> None:
@@ -40,25 +47,43 @@ def where(name: str) -> str:
     return describe(name)
 
 
-def make(name: str, out: str, *, subset: int | None = None, image_size: int = 64) -> Path:
-    """Write the look-alike of `name` to `out` in the official format."""
+def _make_size(name: str, image_size: int | None) -> int:
+    """The image size to write `name` at; a size the format cannot hold is refused rather than ignored."""
+    spec = CATALOG[name]
+    if name not in FIXED_SIZE:
+        return check_image_size(64 if image_size is None else image_size, spec)
+    if image_size is not None and image_size != spec.native_size:
+        # Training can still use other sizes: the NVlabs loader resizes, dSprites is area-averaged by a divisor.
+        loadable = (spec.image_sizes[0] <= image_size <= spec.image_sizes[1] if name != "dsprites"
+                    else 0 < image_size < spec.native_size and spec.native_size % image_size == 0)
+        resized = f"; train with data.image_size={image_size}, which resizes them on load" if loadable else ""
+        raise UserError(f"--image-size {image_size}: {spec.title} look-alikes are written as the official files "
+                        f"are, {spec.native_size}x{spec.native_size}{resized}")
+    return spec.native_size
+
+
+def make(name: str, out: str, *, subset: int | None = None, image_size: int | None = None) -> Path:
+    """Write the look-alike of `name` to `out` in the official format (image_size None: its default size)."""
     _known(name, WRITERS)
+    size = _make_size(name, image_size)
     target = Path(out).expanduser()
-    if target.exists():
+    if os.path.lexists(target):  # a dangling symlink too: replacing it is as surprising as following it
         raise UserError(f"{target} already exists; remove it or choose another --out")
     if not target.parent.is_dir():
         raise UserError(f"cannot write {target}: no folder {target.parent}")
     if subset is not None and subset < 1:
         raise UserError(f"--subset must be at least 1, got {subset}")
-    return WRITERS[name](target, subset=subset, image_size=image_size)
+    return WRITERS[name](target, subset=subset, image_size=size)
 
 
 def detect(path: Path) -> str:
     """Which dataset a file or folder holds, from its layout (not its name alone)."""
     if path.is_dir():
-        if (path / "train-rec.labels").is_file():
+        # lexists: a labels name that is a FIFO or a broken link still tells the layout; the reader then says
+        # what is wrong with it.
+        if os.path.lexists(path / "train-rec.labels"):
             return "falcor3d"
-        if (path / "labels.npy").is_file():
+        if os.path.lexists(path / "labels.npy"):
             return "isaac3d"
         raise UserError(f"{path}: a folder, but neither train-rec.labels (Falcor3D) nor labels.npy (Isaac3D) is in it")
     if not path.is_file():
@@ -102,4 +127,5 @@ def check(path: str, name: str | None = None) -> str:
         full *= s
     coverage = "the full grid" if len(data) == full else f"a subset of the {full:,}-image grid"
     return (f"{target}: {name}, N = {len(data):,} images of {'x'.join(map(str, data.image_shape))} "
-            f"({coverage})\n  factors: {grid}\n  verification: ok (labels agree with the factor grid)")
+            f"({coverage})\n  factors: {grid}\n  verification: ok (labels agree with the factor grid"
+            f"{IMAGES_VERIFIED.get(name, '')})")

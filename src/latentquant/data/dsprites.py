@@ -178,6 +178,8 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             values = _npz_read(zf, infos["values"])
             _check_labels(classes, values, _NPZ_KEYS, path)
             imgs = _npz_read(zf, infos["imgs"])  # one sequential decompression into one array
+        except UserError:
+            raise  # a UserError is a ValueError, but it already names what is wrong: not "truncated?"
         except (zipfile.BadZipFile, EOFError, ValueError, OSError, zlib.error) as exc:
             raise UserError(f"{path}: reading failed (file truncated or corrupt?): {one_line(exc)}") from exc
     return imgs, classes, values

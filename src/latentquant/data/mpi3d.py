@@ -14,10 +14,13 @@ second member ``indices`` (int64, sorted grid indices of its rows). Official fil
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import struct
 import sys
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,10 +159,31 @@ def _check_images(shape: tuple[int, ...], dtype: np.dtype, fortran: bool, path: 
 
 
 def _extracted_path(path: Path, info: zipfile.ZipInfo, cache_dir: Path | None) -> Path:
+    """Where the member is extracted: named by the source path and its identity, so a changed file is re-extracted.
+
+    The identity is the file's (device, inode, size, mtime_ns, ctime_ns) and the member's CRC and size: any
+    write changes the ctime, which tools that restore an mtime (``cp -p``, ``rsync -t``) cannot set back.
+    """
     cache = cache_dir if cache_dir is not None else default_cache_dir()
-    stat = path.stat()
-    # Size and mtime in the name: a replaced source file gets a fresh extraction, not a stale one.
-    return cache / "mpi3d-extracted" / f"{path.stem}-{stat.st_size}-{int(stat.st_mtime)}-{info.CRC:08x}.npy"
+    st = path.stat()
+    identity = hashlib.sha256(f"{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|"
+                              f"{info.CRC}|{info.file_size}".encode()).hexdigest()[:16]
+    return cache / "mpi3d-extracted" / f"{_extracted_prefix(path)}{identity}.npy"
+
+
+def _extracted_prefix(path: Path) -> str:
+    return f"{path.stem}-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]}-"
+
+
+def _open_extracted(target: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The extracted images, or None unless ``target`` is exactly a complete extraction of that shape."""
+    try:
+        images = np.load(target, mmap_mode="r")
+        complete = (isinstance(images, np.memmap) and images.dtype == np.uint8 and images.shape == tuple(shape)
+                    and images.offset + images.nbytes == target.stat().st_size)
+    except (OSError, ValueError, EOFError):
+        return None
+    return images if complete else None
 
 
 def _map_images(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, cache_dir: Path | None) -> np.ndarray:
@@ -178,27 +202,39 @@ def _map_images(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, cache_di
         return np.memmap(path, dtype=np.uint8, mode="r", offset=offset, shape=shape)
     # Deflated: stream it once into a cached .npy (never the whole array in memory), then map that.
     target = _extracted_path(path, info, cache_dir)
-    if not target.exists():
+    try:
+        with zf.open(info) as src:
+            shape, fortran, dtype = _read_npy_header(src, path, "images")
+        _check_images(shape, dtype, fortran, path)
+        images = _open_extracted(target, shape)  # a missing, truncated or foreign file is re-extracted
+        if images is not None:
+            return images
         print(f"{path}: 'images' is compressed; extracting it once to {target}", file=sys.stderr, flush=True)
-        try:
-            with atomic_output(target) as tmp, zf.open(info) as src:
-                shape, fortran, dtype = _read_npy_header(src, path, "images")
-                _check_images(shape, dtype, fortran, path)
-                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-                flat = out.reshape(-1)
-                pos = 0
-                while pos < flat.size:
-                    chunk = src.read(min(_COPY_BLOCK, flat.size - pos))
-                    if not chunk:
-                        raise UserError(f"{path}: 'images' ends after {pos:,} of {flat.size:,} bytes: file truncated?")
-                    flat[pos:pos + len(chunk)] = np.frombuffer(chunk, np.uint8)
-                    pos += len(chunk)
-                out.flush()
-                del out, flat
-        except (zipfile.BadZipFile, EOFError, OSError) as exc:
-            raise UserError(f"{path}: extracting 'images' failed (file truncated or corrupt, or cache not "
-                            f"writable): {one_line(exc)}") from exc
-    return np.load(target, mmap_mode="r")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for old in target.parent.glob(f"{_extracted_prefix(path)}*.npy"):  # earlier versions of this file
+            with contextlib.suppress(OSError):
+                old.unlink()
+        with atomic_output(target) as tmp, zf.open(info) as src:
+            _read_npy_header(src, path, "images")
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            flat = out.reshape(-1)
+            pos = 0
+            while pos < flat.size:
+                chunk = src.read(min(_COPY_BLOCK, flat.size - pos))
+                if not chunk:
+                    raise UserError(f"{path}: 'images' ends after {pos:,} of {flat.size:,} bytes: file truncated?")
+                flat[pos:pos + len(chunk)] = np.frombuffer(chunk, np.uint8)
+                pos += len(chunk)
+            # Reading on to the member's end is what makes zipfile compare the CRC: damaged bytes fail here.
+            if src.read(1):
+                raise UserError(f"{path}: 'images' holds more bytes than its shape {shape} needs")
+            out.flush()
+            del out, flat
+            images = np.load(tmp, mmap_mode="r")  # mapped before the rename, like the NVlabs cache
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
+        raise UserError(f"{path}: extracting 'images' failed (file truncated or corrupt, or cache not "
+                        f"writable): {one_line(exc)}") from exc
+    return images
 
 
 def _read_indices(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, n: int, total: int) -> np.ndarray:
@@ -288,17 +324,20 @@ def write_mpi3d_npz(path: str | os.PathLike, subset: int | None = None, seed: in
     return path
 
 
-def load_mpi3d(path: str | os.PathLike | None = None, image_size: int = 64,
+def load_mpi3d(path: str | os.PathLike | None = None, image_size: int | None = 64,
                cache_dir: str | os.PathLike | None = None, variant: str | None = None) -> GroundTruthData:
     """The official file at ``path``, or (path None) the MPI3D-toy look-alike, rendered once into a cache.
 
+    With a path, ``image_size`` must equal the file's image size, or be None to take the file's own size.
     ``variant`` overrides the detection from N and the file name. The look-alike is a seeded subset of
     ``LOOKALIKE_SUBSET`` grid rows (``write_mpi3d_npz(path)`` writes the full grid). Cache folder:
     ``cache_dir``, else ``$LATENTQUANT_CACHE``, else ``~/.cache/latentquant``.
     """
-    size = check_image_size(image_size, MPI3D)
     if path is not None:
+        # None: whatever size the file stores (`data make mpi3d --image-size 32` writes 32x32 files).
+        size = None if image_size is None else check_image_size(image_size, MPI3D)
         return read_mpi3d_npz(path, variant=variant, image_size=size, cache_dir=cache_dir)
+    size = check_image_size(image_size, MPI3D)
     if variant not in (None, "toy"):
         raise UserError(f"the look-alike is MPI3D-toy only; variant={variant!r} needs the official file (path=...)")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()

@@ -9,16 +9,26 @@ Layout (official ``*_down128`` zips and the look-alikes alike)::
 Labels are normalised factor values ``linspace(0, 1, m)``; class = ``rint(value * (m - 1))``. The PNGs are
 decoded and resized (bicubic, antialiased) once into a memory-mappable ``.npy`` cache, because decoding
 hundreds of thousands of PNGs on every load would take minutes.
+
+The cache is used only while the sources are provably the ones it was decoded from. Its file name carries an
+identity digest (:func:`_source_identity`) of: the sha256 of the labels file's bytes (so the row -> PNG
+pairing is fixed), the PNG grid indices in row order, and every PNG's (device, inode, size, mtime_ns,
+ctime_ns). Hashing every PNG would cost as much I/O as decoding them, so the PNGs are identified by stat: any
+write to a file changes its ctime, which no tool can set back (``touch -d``, ``cp -p`` and ``rsync -t``
+restore mtime only), and a swapped or re-pointed file changes the inode. A touch with unchanged content
+therefore rebuilds the cache, which costs time but never gives wrong data.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import multiprocessing
 import os
 import re
 import shutil
+import stat
 import sys
 import time
 import warnings
@@ -28,7 +38,15 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UserError
-from ._common import check_image_size, default_cache_dir, grid_classes, grid_indices, one_line, subset_indices
+from ._common import (
+    atomic_output,
+    check_image_size,
+    default_cache_dir,
+    grid_classes,
+    grid_indices,
+    one_line,
+    subset_indices,
+)
 from .base import GroundTruthData
 from .catalog import FALCOR3D, ISAAC3D, DatasetSpec
 
@@ -44,15 +62,35 @@ _POOL_MIN = 1024  # below this, a process pool costs more than it saves
 _WRITE_BLOCK = 128  # look-alike images rendered and saved per step: bounds the renderer's scratch memory
 
 
-def _png_indices(images_dir: Path) -> np.ndarray:
-    """Grid indices of the ``NNNNNN.png`` files in ``images_dir`` (other files are ignored), sorted."""
-    found = []
-    with os.scandir(images_dir) as entries:
-        for entry in entries:
-            match = _PNG_NAME.match(entry.name)
-            if match:
+def _png_indices(images_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Grid indices of the ``NNNNNN.png`` files in ``images_dir`` (other files are ignored), sorted, and
+    each one's (st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns) for the cache identity.
+
+    A symlink counts as the file it points to. Anything but a regular file is refused here, before a
+    decoder could block on a FIFO or trip over a directory.
+    """
+    found: list[int] = []
+    stats: list[tuple[int, int, int, int, int]] = []
+    try:
+        with os.scandir(images_dir) as entries:
+            for entry in entries:
+                match = _PNG_NAME.match(entry.name)
+                if not match:
+                    continue
+                try:
+                    st = entry.stat()
+                except OSError as exc:  # a dangling symlink, or no permission on its target
+                    raise UserError(f"{images_dir / entry.name}: cannot stat the PNG: {one_line(exc)}") from exc
+                if not stat.S_ISREG(st.st_mode):
+                    raise UserError(f"{images_dir / entry.name}: not a regular file")
                 found.append(int(match.group(1)))
-    return np.sort(np.asarray(found, dtype=np.int64))
+                stats.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    except OSError as exc:
+        raise UserError(f"{images_dir}: cannot list the PNGs: {one_line(exc)}") from exc
+    indices = np.asarray(found, dtype=np.int64)
+    order = np.argsort(indices, kind="stable")
+    table = np.asarray(stats, dtype=np.int64).reshape(-1, 5)
+    return indices[order], table[order]
 
 
 def png_name(index: int) -> str:
@@ -74,9 +112,14 @@ def labels_to_classes(labels: np.ndarray, spec: DatasetSpec, source: str) -> np.
     return classes
 
 
-def _read_labels(file: Path, spec: DatasetSpec) -> np.ndarray:
+def _read_labels(file: Path, spec: DatasetSpec) -> tuple[np.ndarray, str]:
+    """The (N, K) labels and the sha256 of the bytes they were parsed from (one read: the two agree)."""
     try:
-        labels = np.load(file, allow_pickle=False)
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{file}: cannot read the labels: {one_line(exc)}") from exc
+    try:
+        labels = np.load(io.BytesIO(raw), allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise UserError(f"{file}: cannot read the labels as a NumPy .npy file: {one_line(exc)}") from exc
     k = len(spec.factor_sizes)
@@ -86,12 +129,21 @@ def _read_labels(file: Path, spec: DatasetSpec) -> np.ndarray:
                         f"({', '.join(spec.factor_names)})")
     if not np.issubdtype(labels.dtype, np.floating):
         raise UserError(f"{file}: labels have dtype {labels.dtype}, expected float normalised values in [0, 1]")
-    return labels
+    return labels, hashlib.sha256(raw).hexdigest()
 
 
 def _find_labels(root: Path, spec: DatasetSpec) -> Path | None:
+    """The labels file, or None if there is none; a labels name that is not a readable regular file is refused
+    (skipping it would silently fall back to factors from the PNG names)."""
     names = (spec.labels_file, *[n for n in LABEL_FILES if n != spec.labels_file])
-    return next((root / n for n in names if (root / n).is_file()), None)
+    for name in names:
+        file = root / name
+        if file.is_file():
+            return file
+        if os.path.lexists(file):
+            what = "a symlink to nothing" if file.is_symlink() and not file.exists() else "not a regular file"
+            raise UserError(f"{file}: labels file is {what}")
+    return None
 
 
 def _decode_chunk(task: tuple[list[str], int, tuple[int, int] | None]) -> tuple[np.ndarray | None, str | None]:
@@ -139,21 +191,57 @@ def _decode_all(paths: list[str], size: int, native: tuple[int, int], target: np
         consume(pool.imap(_decode_chunk, tasks))  # imap keeps order, so rows land where they belong
 
 
-def _cache_file(cache: Path, spec: DatasetSpec, root: Path, n: int, size: int) -> Path:
-    key = hashlib.sha256(f"{root.resolve()}|{n}|{size}".encode()).hexdigest()[:16]
-    return cache / f"{spec.name}-{key}-n{n}-{size}px.npy"
+_CACHE_FORMAT = 2  # bump when the decode or the identity changes, so older caches never match
 
 
-def _resized_images(root: Path, indices: np.ndarray, spec: DatasetSpec, size: int, cache: Path) -> np.ndarray:
-    """The (N, size, size, 3) uint8 images as a memory map, decoding into the cache on first use."""
-    file = _cache_file(cache, spec, root, len(indices), size)
-    if file.is_file():
-        try:
-            images = np.load(file, mmap_mode="r")
-            if images.dtype == np.uint8 and images.shape == (len(indices), size, size, 3):
-                return images
-        except (OSError, ValueError):
-            pass  # a damaged cache is rebuilt below, never trusted
+def _source_identity(spec: DatasetSpec, size: int, labels_digest: str, indices: np.ndarray,
+                     png_stats: np.ndarray) -> str:
+    """Digest of everything the cached pixels depend on (see the module docstring for why stat suffices)."""
+    h = hashlib.sha256(f"{_CACHE_FORMAT}|{spec.name}|{size}|{labels_digest}|".encode())
+    h.update(np.ascontiguousarray(indices, dtype="<i8").tobytes())
+    h.update(np.ascontiguousarray(png_stats, dtype="<i8").tobytes())
+    return h.hexdigest()[:32]
+
+
+def _cache_prefix(spec: DatasetSpec, root: Path) -> str:
+    return f"{spec.name}-{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]}-"
+
+
+def _cache_file(cache: Path, spec: DatasetSpec, root: Path, n: int, size: int, identity: str) -> Path:
+    return cache / f"{_cache_prefix(spec, root)}n{n}-{size}px-{identity}.npy"
+
+
+def _open_cache(file: Path, n: int, size: int) -> np.ndarray | None:
+    """The cache as a read-only memory map, or None if it is missing or not exactly a complete cache.
+
+    Only a finished file is ever renamed to this name; a wrong header, shape or length (truncated, padded,
+    overwritten) means something else wrote it, and it is rebuilt rather than trusted.
+    """
+    try:
+        images = np.load(file, mmap_mode="r")
+        complete = (isinstance(images, np.memmap) and images.dtype == np.uint8 and images.shape == (n, size, size, 3)
+                    and images.offset + images.nbytes == file.stat().st_size)
+    except (OSError, ValueError, EOFError):
+        return None
+    return images if complete else None
+
+
+def _remove_stale(cache: Path, spec: DatasetSpec, root: Path, size: int, keep: Path) -> None:
+    """Delete this folder's caches at this size for other identities: the sources they were decoded from are
+    gone for good (a ctime never comes back), and each is as large as the decoded images."""
+    for old in cache.glob(f"{_cache_prefix(spec, root)}n*-{size}px-*.npy"):
+        if old != keep:
+            with contextlib.suppress(OSError):  # a reader's memory map stays valid after the unlink
+                old.unlink()
+
+
+def _resized_images(root: Path, indices: np.ndarray, spec: DatasetSpec, size: int, cache: Path,
+                    identity: str) -> np.ndarray:
+    """The (N, size, size, 3) uint8 images as a memory map, decoding into the cache unless it matches ``identity``."""
+    file = _cache_file(cache, spec, root, len(indices), size, identity)
+    images = _open_cache(file, len(indices), size)
+    if images is not None:
+        return images
     paths = [str(root / "images" / png_name(int(i))) for i in indices]
     try:
         with Image.open(paths[0]) as first:
@@ -162,23 +250,23 @@ def _resized_images(root: Path, indices: np.ndarray, spec: DatasetSpec, size: in
         raise UserError(f"{paths[0]}: unreadable PNG: {one_line(exc)}") from exc
     print(f"{spec.title}: decoding {len(paths):,} PNGs from {root} to {size}x{size} once, into {file}",
           file=sys.stderr, flush=True)
-    tmp = file.with_name(f".{file.stem}.{os.getpid()}.tmp.npy")
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        target = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
-        try:
-            _decode_all(paths, size, native, target, spec.title)
-            target.flush()
-        finally:
-            del target
-        os.replace(tmp, file)
+        _remove_stale(cache, spec, root, size, keep=file)
+        # The name appears only once every PNG is decoded and the data is on disk.
+        with atomic_output(file) as tmp:
+            target = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
+            try:
+                _decode_all(paths, size, native, target, spec.title)
+                target.flush()
+            finally:
+                del target
+            # Mapped before the rename, so a concurrent loader's _remove_stale cannot pull it from under us.
+            images = np.load(tmp, mmap_mode="r")
     except OSError as exc:
         raise UserError(f"cannot write the resized-image cache {file}: {one_line(exc)} "
                         "(set LATENTQUANT_CACHE or cache_dir to a writable folder)") from exc
-    finally:
-        with contextlib.suppress(OSError):  # an unusable cache folder was already reported above
-            tmp.unlink(missing_ok=True)
-    return np.load(file, mmap_mode="r")
+    return images
 
 
 def read_nvlabs_folder(root: str | os.PathLike, spec: DatasetSpec, image_size: int = 64,
@@ -194,13 +282,18 @@ def read_nvlabs_folder(root: str | os.PathLike, spec: DatasetSpec, image_size: i
         what = "is a file, expected the folder holding images/" if root.exists() else "not found"
         raise UserError(f"{spec.title} folder {what}: {root}")
     images_dir = root / "images"
+    if os.path.lexists(images_dir) and not images_dir.is_dir():
+        raise UserError(f"{images_dir}: not a folder; expected the {spec.title} layout images/000000.png ...")
     labels_file = _find_labels(root, spec)
-    present = _png_indices(images_dir) if images_dir.is_dir() else np.empty(0, np.int64)
+    if images_dir.is_dir():
+        present, png_stats = _png_indices(images_dir)
+    else:
+        present, png_stats = np.empty(0, np.int64), np.empty((0, 5), np.int64)
     if labels_file is None and len(present) == 0:
         raise UserError(f"{root}: no labels file ({' or '.join(LABEL_FILES)}) and no PNGs in {images_dir}; "
                         f"expected the {spec.title} layout images/000000.png ... plus {spec.labels_file}")
     if labels_file is not None:
-        labels = _read_labels(labels_file, spec)
+        labels, labels_digest = _read_labels(labels_file, spec)
         factors = labels_to_classes(labels, spec, str(labels_file))
         indices = grid_indices(factors, spec.factor_sizes).astype(np.int64)
         unique, counts = np.unique(indices, return_counts=True)
@@ -226,8 +319,11 @@ def read_nvlabs_folder(root: str | os.PathLike, spec: DatasetSpec, image_size: i
                       "file-name indices (row-major grid order)", UserWarning, stacklevel=2)
         indices = present
         factors = grid_classes(indices, spec.factor_sizes)
+        labels_digest = "none"
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    images = _resized_images(root, indices, spec, size, cache)
+    # `present` is sorted and equals the set of `indices`, so searchsorted finds each row's PNG.
+    identity = _source_identity(spec, size, labels_digest, indices, png_stats[np.searchsorted(present, indices)])
+    images = _resized_images(root, indices, spec, size, cache, identity)
     return GroundTruthData(
         name=spec.name,
         images=images,
