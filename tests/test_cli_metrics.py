@@ -42,7 +42,10 @@ def test_json_output_has_every_metric_and_matches_the_library(tmp_path: Path, ar
     assert report["n_samples"] == 240 and report["dci_predictor"] == "forest"
     scores = report["metrics"]
     assert set(scores) == {"infom", "infoe", "infoc", "infom_gap", "infoc_gap", "active_latents", "dci_d", "dci_c",
-                           "dci_i", "mig", "sap", "dci_es_explicitness", "dci_es_size"}
+                           "dci_i", "mig", "sap", "dci_es_explicitness", "dci_es_size", "mig_sup", "dcimig",
+                           "modularity", "explicitness", "irs", "gaussian_total_correlation",
+                           "gaussian_wasserstein_correlation_norm", "mutual_info_score"}
+    assert report["protocol"] == "qlae" and report["nmi_floor"] == "none"
     assert scores["infom"] == pytest.approx(infomec(sources, latents)["infom"])
     assert scores["mig"] == pytest.approx(mig(sources, latents))
     assert scores["dci_i"] > 0.9  # a clean representation

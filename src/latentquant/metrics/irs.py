@@ -41,7 +41,8 @@ def irs(
     if n_bins < 2:
         raise ValueError(f"n_bins must be at least 2, got {n_bins}")
     _inputs.encoded_sources(source_array, "IRS")  # refuses constant sources
-    groups = [histogram_codes(column.astype(np.float64), n_bins)[0] for column in source_array.T]
+    # float_sources shifts integer sources before the cast: uint64 labels near 2**64 would merge as float64.
+    groups = [histogram_codes(column, n_bins)[0] for column in _inputs.float_sources(source_array).T]
     z = latent_array.astype(np.float64)
     n_latents = z.shape[1]
     active = z.var(axis=0) > 0
