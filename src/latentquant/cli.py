@@ -25,9 +25,16 @@ def _train(args: argparse.Namespace) -> int:
         cfg = config_mod.resolve(overrides)
     metrics = train(cfg)
     print(f"run directory: {cfg.run_dir}")
-    print(f"InfoM {metrics['infom']:.3f}  InfoE {metrics['infoe']:.3f}  InfoC {metrics['infoc']:.3f}  "
-          f"PSNR {metrics['psnr']:.2f}")
+    print(_headline(metrics))
     return 0
+
+
+def _headline(metrics: dict) -> str:
+    """The one line a training or an evaluation ends with; unlabelled data has no InfoMEC to show."""
+    if "infom" not in metrics:
+        return f"PSNR {metrics['psnr']:.2f}  ({metrics.get('supervised', 'no InfoMEC')})"
+    return (f"InfoM {metrics['infom']:.3f}  InfoE {metrics['infoe']:.3f}  InfoC {metrics['infoc']:.3f}  "
+            f"PSNR {metrics['psnr']:.2f}")
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -46,8 +53,7 @@ def _eval(args: argparse.Namespace) -> int:
     width = max(map(len, metrics))
     for key, value in metrics.items():
         print(f"  {key:<{width}}  {value if isinstance(value, str | int) else f'{value:.4f}':>8}")
-    print(f"step {metrics['step']}  InfoM {metrics['infom']:.3f}  InfoE {metrics['infoe']:.3f}  "
-          f"InfoC {metrics['infoc']:.3f}  PSNR {metrics['psnr']:.2f}")
+    print(f"step {metrics['step']}  {_headline(metrics)}")
     return 0
 
 
