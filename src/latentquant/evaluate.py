@@ -271,9 +271,19 @@ def evaluate(model: LatentModel, data: GroundTruthData, indices: np.ndarray, cfg
             return metrics
         sources = data.values(indices)
         with _recorded_warnings(on_warning):
-            scores = infomec(sources, reps, discrete_latents=model.discrete_latents,
-                             activity=protocol.infomec_activity, n_neighbors=protocol.infomec_neighbors,
-                             infoe_max_iter=protocol.infoe_max_iter, nmi_floor=cfg.nmi_floor)
+            try:
+                scores = infomec(sources, reps, discrete_latents=model.discrete_latents,
+                                 activity=protocol.infomec_activity, n_neighbors=protocol.infomec_neighbors,
+                                 infoe_max_iter=protocol.infoe_max_iter, nmi_floor=cfg.nmi_floor)
+            except ValueError as e:
+                # Every latent constant (your own network at initialisation, say): InfoMEC is undefined, which
+                # is a score of this step (NaN, logged as null), not a reason to stop training.
+                if not str(e).startswith("no active latent"):
+                    raise
+                warnings.warn(f"step {step}: InfoMEC undefined, {e}", UserWarning, stacklevel=2)
+                nan = float("nan")
+                scores = {"infom": nan, "infoe": nan, "infoc": nan, "nmi": np.zeros((data.num_factors, reps.shape[1])),
+                          "active_latents": np.zeros(reps.shape[1], dtype=bool)}
         metrics: dict[str, Any] = {
             "step": step,
             "infom": float(scores["infom"]),

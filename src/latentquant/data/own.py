@@ -2,11 +2,13 @@
 
 A folder is searched recursively for PNG, JPEG and WebP files (names starting with a dot are skipped, files
 and folders alike). Every image is center-cropped to a square, resized to ``image_size`` (bicubic,
-antialiased) and converted to one channel (when every file is grayscale, or ``channels=1``) or RGB. Decoding
-runs once, on two processes, into a memory-mapped ``.npy`` cache whose name carries the identity of the
-sources, as the NVlabs folders' cache does (nvlabs.py): every file's relative name and (device, inode, size,
-mtime_ns, ctime_ns), the sha256 of the labels file, the size and the channels. Unreadable files are skipped
-with one warning naming them; the names are kept beside the cache so a later load warns the same way.
+antialiased) and kept with one channel when every file is grayscale, else as RGB (``channels`` converts
+after the cache: gray repeated, or RGB to luma). Decoding runs once, on two processes, into a memory-mapped
+``.npy`` cache whose name carries the identity of the sources, as the NVlabs folders' cache does (nvlabs.py):
+every file's relative name and (device, inode, size, mtime_ns, ctime_ns), the sha256 of the labels file and
+the size. Unreadable files are skipped with one warning naming them; the names are kept in a sidecar beside
+the cache, written before it, so a later load warns the same way. A labels CSV must have a row for every
+image file, readable or not: it is checked before anything is decoded.
 
 Labels are optional: ``factors.csv`` in the folder (or ``labels=<csv>``) with a ``file`` column naming each
 image relative to the folder and one column per factor; for arrays, a ``factors_key`` array (N, K) or a CSV
@@ -291,9 +293,9 @@ def _decode_all(root: Path, names: list[str], size: int, target: np.ndarray, pro
     return ok, gray, failed
 
 
-def _identity(names: list[str], stats: np.ndarray, labels_digest: str, size: int, channels: int | None) -> str:
+def _identity(names: list[str], stats: np.ndarray, labels_digest: str, size: int) -> str:
     """Digest of everything the cached pixels depend on (stat identity: see the nvlabs module docstring)."""
-    h = hashlib.sha256(f"{_CACHE_FORMAT}|{size}|{channels}|{labels_digest}|".encode())
+    h = hashlib.sha256(f"{_CACHE_FORMAT}|{size}|{labels_digest}|".encode())
     h.update("\0".join(names).encode())
     h.update(np.ascontiguousarray(stats, dtype="<i8").tobytes())
     return h.hexdigest()[:32]
@@ -322,8 +324,7 @@ def _warn_skipped(root: Path, skipped: list[tuple[str, str]], total: int) -> Non
                   UserWarning, stacklevel=3)
 
 
-def _decode_into_cache(root: Path, names: list[str], size: int, channels: int | None, file: Path,
-                       progress: bool) -> tuple[np.ndarray, list[tuple[str, str]]]:
+def _decode_into_cache(root: Path, names: list[str], size: int, file: Path, progress: bool) -> tuple[np.ndarray, list[tuple[str, str]]]:
     """Decode every file, then write the readable ones at their channel count: a sidecar naming the skipped
     files first, the images second, each renamed into place only once complete."""
     import tempfile
@@ -347,7 +348,7 @@ def _decode_into_cache(root: Path, names: list[str], size: int, channels: int | 
         if not ok.any():
             first, why = failed[0]
             raise UserError(f"{root}: none of the {len(names)} image files can be read ({first}: {why})")
-        c = channels or (1 if gray[ok].all() else 3)
+        c = 1 if gray[ok].all() else 3
         with atomic_output(file.with_suffix(".json")) as tmp:
             tmp.write_text(json.dumps({"images": int(ok.sum()), "skipped": failed, "channels": c}))
         with atomic_output(file) as tmp:
@@ -355,9 +356,7 @@ def _decode_into_cache(root: Path, names: list[str], size: int, channels: int | 
             rows = np.flatnonzero(ok)
             for s in range(0, len(rows), 1024):  # a block at a time: the scratch may not fit in memory
                 block = np.asarray(target[rows[s:s + 1024]])
-                if c == 1:  # ITU-R 601-2 luma, as PIL's "L"; exact for grayscale sources
-                    block = np.rint(block @ np.array([0.299, 0.587, 0.114]))[..., None].astype(np.uint8)
-                out[s:s + len(block)] = block
+                out[s:s + len(block)] = block[..., :1] if c == 1 else block  # gray sources: R = G = B
             out.flush()
             del out, target
             # Mapped before the rename, so a concurrent loader's stale-cache cleanup cannot pull it away.
@@ -369,6 +368,18 @@ def _decode_into_cache(root: Path, names: list[str], size: int, channels: int | 
         if scratch is not None:
             scratch.unlink(missing_ok=True)
     return images, failed
+
+
+def convert_channels(images: np.ndarray, channels: int | None) -> np.ndarray:
+    """(N, H, W, C) uint8 with `channels` channels (None: as they are): gray repeated to RGB, RGB to ITU-R 601-2
+    luma as PIL's "L" computes it."""
+    c = images.shape[-1]
+    if channels is None or channels == c:
+        return images
+    if channels == 3:
+        return np.repeat(np.asarray(images), 3, axis=-1)
+    luma = np.asarray(images, dtype=np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.rint(luma)[..., None].astype(np.uint8)
 
 
 def load_images(path: str | os.PathLike | None = None, image_size: int = 64, labels: str | os.PathLike | None = None,
@@ -391,12 +402,14 @@ def load_images(path: str | os.PathLike | None = None, image_size: int = 64, lab
     table = (csv_labels(labels_file, names, len(names), {n for n, _ in unreadable}) if labels_file
              else NO_LABELS)
     digest = hashlib.sha256(labels_file.read_bytes()).hexdigest() if labels_file else "none"
-    identity = _identity(names, stats, digest, size, channels)
+    identity = _identity(names, stats, digest, size)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
     file = cache / f"images-{key}-{size}px-{identity}.npy"
     found = _open_cache(file, size)
-    images, failed = found if found is not None else _decode_into_cache(root, names, size, channels, file, progress)
+    # The cache holds the channels the files have; another count is a conversion in memory.
+    images, failed = found if found is not None else _decode_into_cache(root, names, size, file, progress)
+    images = convert_channels(images, channels)
     skipped = unreadable + failed
     _warn_skipped(root, skipped, len(names) + len(unreadable))
     bad = {n for n, _ in failed}
@@ -470,16 +483,14 @@ def as_uint8_images(array: np.ndarray, where: str, block: int = 4096) -> np.ndar
 def fit_images(images: np.ndarray, size: int, channels: int | None) -> np.ndarray:
     """Center-crop and resize (N, H, W, C) uint8 images to (N, size, size, channels) as `load_images` does."""
     c = images.shape[-1]
-    if images.shape[1:3] == (size, size) and channels in (None, c):
-        return images
-    out = np.empty((len(images), size, size, channels or c), dtype=np.uint8)
-    for i, image in enumerate(images):
-        img = Image.fromarray(image[..., 0] if c == 1 else image)
-        img = ImageOps.fit(img, (size, size), Image.BICUBIC, centering=(0.5, 0.5))
-        img = img.convert("L" if (channels or c) == 1 else "RGB")
-        pixels = np.asarray(img, dtype=np.uint8)
-        out[i] = pixels[..., None] if pixels.ndim == 2 else pixels
-    return out
+    if images.shape[1:3] != (size, size):
+        out = np.empty((len(images), size, size, c), dtype=np.uint8)
+        for i, image in enumerate(images):
+            img = Image.fromarray(np.ascontiguousarray(image[..., 0] if c == 1 else image))
+            pixels = np.asarray(ImageOps.fit(img, (size, size), Image.BICUBIC, centering=(0.5, 0.5)), dtype=np.uint8)
+            out[i] = pixels.reshape(size, size, c)
+        images = out
+    return convert_channels(images, channels)
 
 
 def load_arrays(path: str | os.PathLike | None = None, image_size: int = 64, key: str | None = None,
