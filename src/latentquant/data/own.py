@@ -324,7 +324,8 @@ def _warn_skipped(root: Path, skipped: list[tuple[str, str]], total: int) -> Non
                   UserWarning, stacklevel=3)
 
 
-def _decode_into_cache(root: Path, names: list[str], size: int, file: Path, progress: bool) -> tuple[np.ndarray, list[tuple[str, str]]]:
+def _decode_into_cache(root: Path, names: list[str], size: int, file: Path, progress: bool
+                       ) -> tuple[np.ndarray, list[tuple[str, str]]]:
     """Decode every file, then write the readable ones at their channel count: a sidecar naming the skipped
     files first, the images second, each renamed into place only once complete."""
     import tempfile
