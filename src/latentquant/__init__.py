@@ -22,11 +22,12 @@ _LAZY = {
     # package attribute shared by a submodule and a function changes meaning once the submodule is imported.
     "fit": ("train", "train"),
     "evaluate_run": ("evaluate", "evaluate_run"),  # run directory -> every metric and figure of a checkpoint
+    "load_run": ("interop", "load_run"),  # run directory -> model, config, data (and the split) for a notebook
     "RunDir": ("runs", "RunDir"),
 }
 
 __all__ = ["LatentOutput", "RunDir", "ScalarQuantizer", "__version__", "build_model", "evaluate_run", "fit",
-           "list_models", "load_config", "load_dataset", "resume_config"]
+           "list_models", "load_config", "load_dataset", "load_run", "resume_config"]
 
 
 def __getattr__(name: str) -> Any:

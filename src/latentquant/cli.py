@@ -25,9 +25,16 @@ def _train(args: argparse.Namespace) -> int:
         cfg = config_mod.resolve(overrides)
     metrics = train(cfg)
     print(f"run directory: {cfg.run_dir}")
-    print(f"InfoM {metrics['infom']:.3f}  InfoE {metrics['infoe']:.3f}  InfoC {metrics['infoc']:.3f}  "
-          f"PSNR {metrics['psnr']:.2f}")
+    print(_headline(metrics))
     return 0
+
+
+def _headline(metrics: dict) -> str:
+    """The one line a training or an evaluation ends with; unlabelled data has no InfoMEC to show."""
+    if "infom" not in metrics:
+        return f"PSNR {metrics['psnr']:.2f}  ({metrics.get('supervised', 'no InfoMEC')})"
+    return (f"InfoM {metrics['infom']:.3f}  InfoE {metrics['infoe']:.3f}  InfoC {metrics['infoc']:.3f}  "
+            f"PSNR {metrics['psnr']:.2f}")
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -46,8 +53,7 @@ def _eval(args: argparse.Namespace) -> int:
     width = max(map(len, metrics))
     for key, value in metrics.items():
         print(f"  {key:<{width}}  {value if isinstance(value, str | int) else f'{value:.4f}':>8}")
-    print(f"step {metrics['step']}  InfoM {metrics['infom']:.3f}  InfoE {metrics['infoe']:.3f}  "
-          f"InfoC {metrics['infoc']:.3f}  PSNR {metrics['psnr']:.2f}")
+    print(f"step {metrics['step']}  {_headline(metrics)}")
     return 0
 
 
@@ -179,12 +185,25 @@ def _data(args: argparse.Namespace) -> int:
     elif args.action == "make":
         out = commands.make(args.name, args.out, subset=args.subset, image_size=args.image_size)
         print(f"wrote {out}")
+    elif args.action == "export":
+        out = commands.export(args.name, args.out, subset=args.subset, image_size=args.image_size)
+        print(f"wrote {out}: train on it with latentquant train data=images data.path={out}")
     else:
         try:
             print(commands.check(args.path, args.name))
         except UserError as e:
             print(f"latentquant: check failed: {e}", file=sys.stderr)
             return 1
+    return 0
+
+
+def _encode(args: argparse.Namespace) -> int:
+    from .interop import encode_to_file
+
+    out, arrays = encode_to_file(args.run_dir, args.source, args.out, step=args.step, key=args.key,
+                                 batch_size=args.batch_size, progress=not args.quiet)
+    kinds = ", ".join(f"{k} {'x'.join(map(str, v.shape))}" for k, v in arrays.items() if v.ndim)
+    print(f"wrote {out}: {kinds} (checkpoint step {int(arrays['step'])})")
     return 0
 
 
@@ -376,12 +395,31 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--subset", type=int, default=None, help="only N images of the grid (seeded)")
     make.add_argument("--image-size", type=int, default=None,
                       help="Shapes3D and MPI3D: the size written (default 64); the others have one official size")
+    export = actions.add_parser("export", help="write a look-alike as a folder of PNGs + factors.csv (the "
+                                "data=images layout, docs/your-data.md)")
+    export.add_argument("name")
+    export.add_argument("--out", required=True)
+    export.add_argument("--subset", type=int, default=None, help="only N images of the grid (seeded)")
+    export.add_argument("--image-size", type=int, default=None, help="Shapes3D and MPI3D: the size written")
     check = actions.add_parser("check", help="verify a dataset file or folder (exit 1 with the reason if bad)")
     check.add_argument("path")
     check.add_argument("--name", default=None, help="the dataset, if not detected from the file")
     where = actions.add_parser("where", help="official source, file name, size and checksum")
     where.add_argument("name")
     data.set_defaults(func=_data)
+    enc = sub.add_parser("encode", help="write the latents of images (a folder, an array file, a dataset) as .npz",
+                         description="Encode images with a run's checkpoint and write representation (what the "
+                         "metrics score), z_hat (the decoder's input) and codes (integer codebook indices, for "
+                         "latents that have them) to an .npz, with the folder's file names and any labels. SOURCE: "
+                         "a folder of images, an .npz/.h5/.npy file, or a dataset name (the run's own: its data).")
+    enc.add_argument("run_dir")
+    enc.add_argument("source")
+    enc.add_argument("--out", required=True, help="the .npz to write (atomically)")
+    enc.add_argument("--step", type=int, default=None, help="the checkpoint (default: the latest intact one)")
+    enc.add_argument("--key", default=None, help="the images' array in an .npz/.h5 (default: its only array)")
+    enc.add_argument("--batch-size", type=int, default=None, help="default: the run's eval.batch_size")
+    enc.add_argument("--quiet", action="store_true", help="no progress bar while decoding a folder")
+    enc.set_defaults(func=_encode)
     table = sub.add_parser("table", help="mean ± 95%% CI per model × dataset from finished runs (Markdown, LaTeX, CSV)",
                            description="Tabulate finished runs (run directories, or directories holding them) as "
                            "the paper does: per model × dataset the mean ± a Student-t confidence interval over "

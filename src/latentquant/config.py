@@ -35,6 +35,10 @@ class ModelConfig:
     blocks_per_stage: int = 3
     dense: list[int] = field(default_factory=lambda: [256, 256])
     weight_decay: float | None = None  # None: the model's registered default
+    # Your own networks (latentquant.fit(cfg, encoder=..., decoder=...)): their class, recorded so that a resume,
+    # `eval` or `load_run` without them is refused instead of building the built-in pair. None: built in.
+    encoder: str | None = None
+    decoder: str | None = None
     # The chosen model's own hyperparameters (model.<key> on the command line and in config.yaml).
     hyper: dict[str, Any] = field(default_factory=dict)
 
@@ -53,6 +57,15 @@ class DataConfig:
     image_size: int = 64
     seed: int = 20230228  # fixes the evaluation subset, as the reference's shuffle seed
     num_eval: int = 10_000
+    # 0: evaluate on a subset of all images (the reference's protocol); f > 0: hold out that fraction (drawn
+    # from split_seed), train on the rest and evaluate on (up to num_eval of) the held-out images.
+    eval_fraction: float = 0.0
+    split_seed: int = 0
+    channels: int | None = None  # 1 or 3; None: what the data has (training records it here)
+    # Your own data only (data=images, data=arrays; docs/your-data.md):
+    key: str | None = None  # arrays: the images' array name (None: the file's only array)
+    factors_key: str | None = None  # arrays: an (N, K) array of labels in the same file
+    labels: str | None = None  # a labels CSV (default for images: <folder>/factors.csv when it exists)
 
 
 @dataclass
@@ -305,7 +318,7 @@ def finish(cfg: Config) -> None:
         info = CATALOG.get(cfg.data.name)
         if info is None:
             raise UserError(f"unknown dataset {cfg.data.name!r}; known datasets: {', '.join(sorted(CATALOG))}")
-        cfg.model.num_latents = 2 * len(info.factor_names)
+        cfg.model.num_latents = info.default_latents or 2 * len(info.factor_names)
     validate(cfg)
 
 
@@ -391,8 +404,33 @@ def validate(cfg: Config) -> None:
     if cfg.model.num_latents is not None and cfg.model.num_latents < 1:
         raise UserError("model.num_latents must be at least 1")
     check_eval_choices(cfg.eval)
+    check_data(cfg.data)
     if cfg.train.device not in ("cpu", "cuda", "mps") and not cfg.train.device.startswith("cuda:"):
         raise UserError(f"train.device must be cpu, cuda, cuda:N or mps, got {cfg.train.device!r}")
+
+
+USER_DATA_KEYS = ("key", "factors_key", "labels")
+
+
+def check_data(cfg: DataConfig) -> None:
+    """The data keys that can be checked without reading a file."""
+    from .data.catalog import USER_DATA
+
+    if not (math.isfinite(cfg.eval_fraction) and 0.0 <= cfg.eval_fraction < 1.0):
+        raise UserError(f"data.eval_fraction must be in [0, 1) (0: evaluate on a subset of all images), got "
+                        f"{cfg.eval_fraction}")
+    if cfg.channels not in (None, 1, 3):
+        raise UserError(f"data.channels must be 1, 3 or null (what the data has), got {cfg.channels}")
+    if cfg.name in USER_DATA:
+        if cfg.path is None:
+            what = "a folder of images" if cfg.name == "images" else "an .npz, .h5 or .npy file"
+            raise UserError(f"data={cfg.name} needs data.path=<{what}>")
+        if cfg.name == "images" and (cfg.key is not None or cfg.factors_key is not None):
+            raise UserError("data.key and data.factors_key name arrays in a file: they apply to data=arrays")
+        return
+    given = [f"data.{k}" for k in USER_DATA_KEYS if getattr(cfg, k) is not None]
+    if given:
+        raise UserError(f"{given[0]} applies to your own data (data=images or data=arrays), not to {cfg.name}")
 
 
 def check_eval_choices(cfg: EvalConfig) -> None:

@@ -20,18 +20,20 @@ import numpy as np
 import torch
 
 from . import viz
-from .config import Config, EvalConfig, check_eval_choices
+from .config import Config, DataConfig, EvalConfig, check_eval_choices
 from .data import GroundTruthData
 from .errors import UserError
 from .metrics import infomec, psnr
 from .metrics.factorvae import factorvae_score
 from .metrics.protocols import Protocol, get_protocol, warn_factorvae_pruning
 from .metrics.suite import array_metrics
+from .metrics.unsupervised import unsupervised_scores
 from .metrics.usage import codebook_usage
 from .models import LatentModel
 from .modules.latents import LatentOutput
 
 FIGURE_SEED = 0  # samples and traversals start from the same prior draws at every evaluation
+SUPERVISED_SKIPPED = "no factor labels: InfoMEC, DCI, MIG, SAP, DCI-ES and the FactorVAE score need them (skipped)"
 
 
 def to_input(images: np.ndarray, device: torch.device | str = "cpu", channels_last: bool = False) -> torch.Tensor:
@@ -259,11 +261,29 @@ def evaluate(model: LatentModel, data: GroundTruthData, indices: np.ndarray, cfg
         protocol = get_protocol(cfg.protocol)
         reps, psnrs, losses = encode_dataset(model, data, indices, cfg.batch_size, device, channels_last,
                                              protocol=protocol, seed=step)
+        if not data.labelled:
+            metrics, scores = _unlabelled_metrics(reps, step, psnrs, losses, protocol.name)
+            if out_dir is not None:
+                _write_metrics(out_dir, metrics, scores)
+                if cfg.figures:
+                    write_figures(model, data, indices, reps, scores, out_dir, step=step, device=device,
+                                  channels_last=channels_last, traversal_values=cfg.traversal_values)
+            return metrics
         sources = data.values(indices)
         with _recorded_warnings(on_warning):
-            scores = infomec(sources, reps, discrete_latents=model.discrete_latents,
-                             activity=protocol.infomec_activity, n_neighbors=protocol.infomec_neighbors,
-                             infoe_max_iter=protocol.infoe_max_iter, nmi_floor=cfg.nmi_floor)
+            try:
+                scores = infomec(sources, reps, discrete_latents=model.discrete_latents,
+                                 activity=protocol.infomec_activity, n_neighbors=protocol.infomec_neighbors,
+                                 infoe_max_iter=protocol.infoe_max_iter, nmi_floor=cfg.nmi_floor)
+            except ValueError as e:
+                # Every latent constant (your own network at initialisation, say): InfoMEC is undefined, which
+                # is a score of this step (NaN, logged as null), not a reason to stop training.
+                if not str(e).startswith("no active latent"):
+                    raise
+                warnings.warn(f"step {step}: InfoMEC undefined, {e}", UserWarning, stacklevel=2)
+                nan = float("nan")
+                scores = {"infom": nan, "infoe": nan, "infoc": nan, "nmi": np.zeros((data.num_factors, reps.shape[1])),
+                          "active_latents": np.zeros(reps.shape[1], dtype=bool)}
         metrics: dict[str, Any] = {
             "step": step,
             "infom": float(scores["infom"]),
@@ -287,6 +307,20 @@ def evaluate(model: LatentModel, data: GroundTruthData, indices: np.ndarray, cfg
     finally:
         model.train(was_training)
     return metrics
+
+
+def _unlabelled_metrics(reps: np.ndarray, step: int, psnrs: float, losses: dict[str, float], protocol: str
+                        ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Without labels: PSNR, the val/* terms and the unsupervised scores (how independent the latents are)."""
+    metrics: dict[str, Any] = {"step": step, "psnr": psnrs, "protocol": protocol}
+    try:
+        unsupervised = unsupervised_scores(reps)
+        metrics.update({k: float(v) for k, v in unsupervised.items() if isinstance(v, float)})
+    except ValueError as e:  # one latent, say: there is no pair to be independent of
+        metrics["unsupervised"] = f"skipped: {e}"
+    metrics["supervised"] = SUPERVISED_SKIPPED
+    metrics.update({f"val/{k}": v for k, v in losses.items()})
+    return metrics, {"nmi": np.zeros((0, reps.shape[1])), "active_latents": np.var(reps, axis=0) > 0}
 
 
 def _clean(value: Any) -> Any:
@@ -330,15 +364,18 @@ def traversal_images(model: LatentModel, start: torch.Tensor, representations: n
 def write_figures(model: LatentModel, data: GroundTruthData, indices: np.ndarray, reps: np.ndarray,
                   scores: dict[str, Any], out_dir: Path, *, step: int, device: torch.device | str,
                   channels_last: bool = False, traversal_values: int = 10) -> list[str]:
-    """nmi.png, reconstructions.png, traversals.png (if the latents can be swept), samples.png (if the model has
-    a prior); returns the names written."""
-    viz.save_nmi_heatmap(scores["nmi"], scores["active_latents"], out_dir / "nmi.png",
-                         factor_names=data.factor_names,
-                         title=f"step {step}: InfoM {scores['infom']:.2f}  InfoC {scores['infoc']:.2f}")
+    """nmi.png (labelled data), reconstructions.png, traversals.png (if the latents can be swept), samples.png (if
+    the model has a prior); returns the names written."""
+    written = []
+    if data.labelled:  # without labels there is no factor axis to draw
+        viz.save_nmi_heatmap(scores["nmi"], scores["active_latents"], out_dir / "nmi.png",
+                             factor_names=data.factor_names,
+                             title=f"step {step}: InfoM {scores['infom']:.2f}  InfoC {scores['infoc']:.2f}")
+        written.append("nmi.png")
     x = to_input(data.images[indices[:16]], device, channels_last)
     recon = torch.sigmoid(model(x).logits).float().cpu().numpy()
     viz.save_grid(np.stack([viz.to_uint8(x.cpu().numpy()), viz.to_uint8(recon)]), out_dir / "reconstructions.png")
-    written = ["nmi.png", "reconstructions.png"]
+    written.append("reconstructions.png")
     start = model.traversal_start(x, torch.Generator().manual_seed(FIGURE_SEED))
     grid = traversal_images(model, start, reps, traversal_values)
     if grid is not None:
@@ -389,9 +426,11 @@ def latent_usage(model: LatentModel, data: GroundTruthData, indices: np.ndarray,
 
 
 def load_run_model(run_dir: str | Path, cfg: Config | None = None, step: int | None = None,
-                   warn: Callable[[str], None] | None = None) -> tuple[GroundTruthData, LatentModel, dict[str, Any]]:
+                   warn: Callable[[str], None] | None = None, *, encoder: Any = None, decoder: Any = None
+                   ) -> tuple[GroundTruthData, LatentModel, dict[str, Any]]:
     """The run's data, and its model on `run_device` with the weights of checkpoint `step` (the latest intact one
-    if None, after `warn`ing about each bad newer one), in eval mode; the checkpoint's state comes third."""
+    if None, after `warn`ing about each bad newer one), in eval mode; the checkpoint's state comes third.
+    `encoder` / `decoder`: the run's own networks (build.Network), when it was trained with them."""
     from .build import load_data, make_model, run_device, set_threads
     from .checkpoint import load_checkpoint
     from .runs import RunDir
@@ -400,7 +439,7 @@ def load_run_model(run_dir: str | Path, cfg: Config | None = None, step: int | N
     cfg = cfg or run.read_config()
     set_threads(cfg.train.threads)
     data = load_data(cfg)
-    model = make_model(cfg, data).to(run_device(cfg))
+    model = make_model(cfg, data, encoder, decoder).to(run_device(cfg))
     meta = load_checkpoint(run.checkpoints, model, step=step, fallback=step is None,
                            warn=warn or (lambda m: warnings.warn(m, stacklevel=3)))
     model.eval()
@@ -412,12 +451,33 @@ def eval_indices(n: int, num_eval: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).choice(n, size=min(num_eval, n), replace=False)
 
 
+def data_split(n: int, cfg: DataConfig) -> tuple[np.ndarray | None, np.ndarray]:
+    """(training rows, evaluation rows) of a dataset of `n` images.
+
+    `data.eval_fraction` 0: training draws from every image and the evaluation set is a seeded subset of all of
+    them (the reference's protocol; training rows None). Otherwise that fraction of the images, drawn from
+    `data.split_seed`, is held out: training never sees it, and the evaluation set is (up to `data.num_eval`
+    of) it. Both row lists are disjoint; the training rows are sorted.
+    """
+    if cfg.eval_fraction == 0:
+        return None, eval_indices(n, cfg.num_eval, cfg.seed)
+    held = int(round(n * cfg.eval_fraction))
+    if held < 2 or held >= n:
+        raise UserError(f"data.eval_fraction={cfg.eval_fraction} of {n} images holds out {held}; evaluation needs "
+                        "at least 2 and training at least 1")
+    order = np.random.default_rng(cfg.split_seed).permutation(n)
+    held_out, train_rows = order[:held], np.sort(order[held:])
+    return train_rows, np.sort(held_out)[eval_indices(held, cfg.num_eval, cfg.seed)]
+
+
 def evaluate_run(run_dir: str | Path, step: int | None = None, *, dci_predictor: str | None = None,
                  factorvae_votes: int = 10_000, on_warning: Callable[[str], None] | None = None,
-                 protocol: str | None = None, nmi_floor: str | None = None) -> tuple[dict[str, Any], Path]:
+                 protocol: str | None = None, nmi_floor: str | None = None, encoder: Any = None,
+                 decoder: Any = None) -> tuple[dict[str, Any], Path]:
     """Every metric and every figure for a saved checkpoint of a run (the latest intact one unless `step` is given),
     on its evaluation set; written to eval/step_N/. ``protocol``, ``nmi_floor`` and ``dci_predictor`` default
-    to the run's ``eval.*`` settings (the DCI learner to the protocol's)."""
+    to the run's ``eval.*`` settings (the DCI learner to the protocol's). ``encoder`` / ``decoder``: the run's own
+    networks, if it was trained with them."""
     from dataclasses import replace
 
     from .build import run_device
@@ -441,9 +501,9 @@ def evaluate_run(run_dir: str | Path, step: int | None = None, *, dci_predictor:
     holder = lock_holder(run.path)
     if holder is not None and on_warning is not None:
         on_warning(f"{busy_message(run.path, holder)}: evaluating its latest checkpoint as it is now")
-    data, model, meta = load_run_model(run.path, cfg, step, warn=on_warning)
+    data, model, meta = load_run_model(run.path, cfg, step, warn=on_warning, encoder=encoder, decoder=decoder)
     out_dir = run.eval_dir(meta["step"])
-    metrics = evaluate(model, data, eval_indices(len(data), cfg.data.num_eval, cfg.data.seed), eval_cfg,
+    metrics = evaluate(model, data, data_split(len(data), cfg.data)[1], eval_cfg,
                        step=meta["step"], out_dir=out_dir, device=run_device(cfg),
                        channels_last=cfg.train.channels_last, suite=True, on_warning=on_warning)
     return metrics, out_dir

@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .build import load_data, make_model, set_threads, train_device
+from .build import Network, load_data, make_model, set_threads, train_device
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config
 from .errors import Interrupted, UserError
-from .evaluate import eval_indices, evaluate, to_input
+from .evaluate import data_split, evaluate, to_input
 from .runs import Logger, RunDir
 
 
@@ -120,13 +120,20 @@ def _warn(message: str) -> None:
     print(f"latentquant: warning: {message}", file=sys.stderr)
 
 
-def train(cfg: Config) -> dict[str, float]:
-    """Train a finished config (config.resolve), or continue a run (config.resume); returns the final metrics."""
+def train(cfg: Config, *, encoder: Network | None = None, decoder: Network | None = None) -> dict[str, float]:
+    """Train a finished config (config.resolve), or continue a run (config.resume); returns the final metrics.
+
+    `encoder` / `decoder`: your own networks in place of the built-in pair (a module, or a function of no
+    arguments returning one, called after torch.manual_seed(cfg.seed)); a resume takes the same classes again.
+    """
     set_threads(cfg.train.threads)
     device = train_device(cfg)
     data = load_data(cfg)  # bad data fails here, before anything is written
+    train_rows, evals = data_split(len(data), cfg.data)
+    if cfg.resume is None and cfg.data.channels is None:
+        cfg.data.channels = data.image_shape[2]  # config.yaml then says everything the networks' shapes depend on
     torch.manual_seed(cfg.seed)
-    model = make_model(cfg, data).to(device)
+    model = make_model(cfg, data, encoder, decoder, record=cfg.resume is None).to(device)
     channels_last = cfg.train.channels_last
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -136,7 +143,8 @@ def train(cfg: Config) -> dict[str, float]:
         model.compile_for_training()
     # Sampling inside a step (a GAN's prior draws) uses this CPU generator: the same draws on any device.
     rng = torch.Generator().manual_seed(cfg.seed)
-    stream = BatchStream(len(data), cfg.train.batch_size, cfg.seed)
+    n_train = len(data) if train_rows is None else len(train_rows)
+    stream = BatchStream(n_train, cfg.train.batch_size, cfg.seed)
     window = Window()
     start = 0
     run = RunDir.create(cfg) if cfg.resume is None else RunDir.open(cfg.run_dir)  # type: ignore[arg-type]
@@ -147,7 +155,7 @@ def train(cfg: Config) -> dict[str, float]:
             if run.checkpoint_steps():
                 meta = load_checkpoint(run.checkpoints, model, optimizers, fallback=True, warn=_warn)
                 start = meta["step"]
-                stream = BatchStream(len(data), cfg.train.batch_size, cfg.seed, **meta["stream"])
+                stream = BatchStream(n_train, cfg.train.batch_size, cfg.seed, **meta["stream"])
                 torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
                 saved_rng = meta.get("rng", meta.get("prior_rng"))  # prior_rng: GAN checkpoints of before
                 if saved_rng is not None:
@@ -161,7 +169,8 @@ def train(cfg: Config) -> dict[str, float]:
                 run.save_config(cfg)
         logger = Logger(run, start if cfg.resume is not None else None)
         try:
-            return _loop(cfg, run, logger, data, model, optimizers, rng, stream, window, start, device)
+            return _loop(cfg, run, logger, data, model, optimizers, rng, stream, window, start, device, train_rows,
+                         evals)
         finally:
             logger.close()
     finally:
@@ -169,8 +178,8 @@ def train(cfg: Config) -> dict[str, float]:
 
 
 def _loop(cfg: Config, run: RunDir, logger: Logger, data, model, optimizers, rng: torch.Generator,
-          stream: BatchStream, window: Window, start: int, device: torch.device) -> dict[str, float]:
-    evals = eval_indices(len(data), cfg.data.num_eval, cfg.data.seed)
+          stream: BatchStream, window: Window, start: int, device: torch.device, train_rows: np.ndarray | None,
+          evals: np.ndarray) -> dict[str, float]:
     total = cfg.train.steps
     channels_last = cfg.train.channels_last
     print(f"run: {run.path}  model={cfg.model.name} data={cfg.data.name} latents={cfg.model.num_latents} "
@@ -215,7 +224,9 @@ def _loop(cfg: Config, run: RunDir, logger: Logger, data, model, optimizers, rng
                     checkpoint(step)
                 bar.close()
                 raise Interrupted(f"stopped by {name} at step {step}; {resume_hint()}", 128 + stop[0])
-            x = to_input(data.images[stream.next()], device, channels_last)
+            rows = stream.next()
+            # Sorted stream rows map to sorted training rows: the store is still read in order.
+            x = to_input(data.images[rows if train_rows is None else train_rows[rows]], device, channels_last)
             terms = model.train_step(x, step, optimizers, clip=cfg.train.clip, rng=rng)
             values = {k: float(v) for k, v in terms.items()}
             bad = [k for k, v in values.items() if not math.isfinite(v)]

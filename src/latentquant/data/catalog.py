@@ -46,6 +46,9 @@ class DatasetSpec:
     files: tuple[OfficialFile, ...] = ()
     layout: str = ""
     labels_file: str | None = None
+    # Your own data (data=images, data=arrays): the factors are known only once the labels are read, so
+    # `model.num_latents` defaults to this instead of twice the number of factors.
+    default_latents: int | None = None
 
     def __post_init__(self) -> None:
         if len(self.factor_names) != len(self.factor_values):
@@ -174,12 +177,49 @@ ISAAC3D = DatasetSpec(
     labels_file="labels.npy",
 )
 
-CATALOG: dict[str, DatasetSpec] = {spec.name: spec for spec in (DSPRITES, SHAPES3D, MPI3D, FALCOR3D, ISAAC3D)}
+# Your own data: no fixed grid, no official files; docs/your-data.md has the formats.
+IMAGES = DatasetSpec(
+    name="images",
+    title="image folder",
+    heading="your own folder of images (docs/your-data.md)",
+    repository="",
+    licence="yours",
+    factor_names=(),
+    factor_values=(),
+    native_size=0,
+    image_sizes=(4, 1024),
+    layout="a folder tree of PNG, JPEG or WebP files of any size and mode, optionally factors.csv (a 'file' column "
+    "naming each image relative to the folder, one column per factor)",
+    labels_file="factors.csv",
+    default_latents=10,
+)
+
+ARRAYS = DatasetSpec(
+    name="arrays",
+    title="image array",
+    heading="your own array of images (docs/your-data.md)",
+    repository="",
+    licence="yours",
+    factor_names=(),
+    factor_values=(),
+    native_size=0,
+    image_sizes=(4, 1024),
+    layout="a .npz or HDF5 file with images (N, H, W[, C]) under data.key (uint8, or float in [0, 1]), or a .npy; "
+    "optionally labels (N, K) under data.factors_key, or a CSV with one row per image (data.labels)",
+    default_latents=10,
+)
+
+CATALOG: dict[str, DatasetSpec] = {spec.name: spec for spec in (DSPRITES, SHAPES3D, MPI3D, FALCOR3D, ISAAC3D, IMAGES,
+                                                               ARRAYS)}
+USER_DATA = frozenset(name for name, spec in CATALOG.items() if spec.default_latents is not None)
 
 
 def describe(name: str) -> str:
     """The text `latentquant data where <name>` prints."""
     spec = CATALOG[name]
+    if name in USER_DATA:
+        return (f"{spec.heading}\n  layout:     {spec.layout}\n  train with `latentquant train data={name} "
+                "data.path=<path>`; nothing to download")
     grid = ", ".join(f"{n} {s}" for n, s in zip(spec.factor_names, spec.factor_sizes, strict=True))
     lines = [f"{spec.heading}", f"  repository: {spec.repository}  (licence {spec.licence})",
              f"  layout:     {spec.layout}", f"  factors:    {grid}"]

@@ -9,11 +9,12 @@ from pathlib import Path
 
 from ..errors import UserError
 from ._common import check_image_size, one_line
-from .catalog import CATALOG, describe
+from .catalog import CATALOG, USER_DATA, describe
 from .dsprites import write_dsprites_npz
 from .loading import DATASETS, load
 from .mpi3d import write_mpi3d_npz
 from .nvlabs import write_falcor3d_folder, write_isaac3d_folder
+from .own import EXTENSIONS, write_image_folder
 from .shapes3d import write_shapes3d_h5
 
 # What `check` verified about the images beyond their shape, where that is more than reading them.
@@ -21,7 +22,8 @@ IMAGES_VERIFIED = {name: "; every PNG decoded, now or into a cache built from th
                    for name in ("falcor3d", "isaac3d")}
 
 # Options that let `check` accept a file at any stored image size.
-CHECK_OPTIONS: dict[str, dict] = {"shapes3d": {"image_size": None}, "mpi3d": {"image_size": None}}
+CHECK_OPTIONS: dict[str, dict] = {"shapes3d": {"image_size": None}, "mpi3d": {"image_size": None},
+                                  "images": {"progress": False}}
 
 # name -> writer(out, subset=..., image_size=...) of the look-alike in the official format; image_size is
 # already checked by `_make_size`.
@@ -76,6 +78,30 @@ def make(name: str, out: str, *, subset: int | None = None, image_size: int | No
     return WRITERS[name](target, subset=subset, image_size=size)
 
 
+def export(name: str, out: str, *, subset: int | None = None, image_size: int | None = None) -> Path:
+    """Write the look-alike of `name` as a folder of PNGs with a factors.csv (the `data=images` layout): the
+    starting point of docs/your-data.md's worked example."""
+    import shutil
+    import tempfile
+
+    _known(name, WRITERS)
+    target = Path(out).expanduser()
+    if os.path.lexists(target):
+        raise UserError(f"{target} already exists; remove it or choose another --out")
+    if not target.parent.is_dir():
+        raise UserError(f"cannot write {target}: no folder {target.parent}")
+    if subset is not None and subset < 1:
+        raise UserError(f"--subset must be at least 1, got {subset}")
+    size = _make_size(name, image_size)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        source = WRITERS[name](scratch / "lookalike", subset=subset, image_size=size)
+        options = CHECK_OPTIONS.get(name, {"image_size": CATALOG[name].native_size})
+        return write_image_folder(load(name, str(source), **options), target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def detect(path: Path) -> str:
     """Which dataset a file or folder holds, from its layout (not its name alone)."""
     if path.is_dir():
@@ -85,7 +111,10 @@ def detect(path: Path) -> str:
             return "falcor3d"
         if os.path.lexists(path / "labels.npy"):
             return "isaac3d"
-        raise UserError(f"{path}: a folder, but neither train-rec.labels (Falcor3D) nor labels.npy (Isaac3D) is in it")
+        if os.path.lexists(path / "factors.csv") or any(p.suffix.lower() in EXTENSIONS for p in path.iterdir()):
+            return "images"
+        raise UserError(f"{path}: a folder, but neither train-rec.labels (Falcor3D) nor labels.npy (Isaac3D) nor "
+                        "images (PNG, JPEG, WebP) or a factors.csv is in it")
     if not path.is_file():
         raise UserError(f"no such file or folder: {path}")
     with open(path, "rb") as f:
@@ -121,6 +150,11 @@ def check(path: str, name: str | None = None) -> str:
     name = name or detect(target)
     _known(name, DATASETS)
     data = load(name, str(target), **CHECK_OPTIONS.get(name, {}))
+    if name in USER_DATA:
+        factors = (", ".join(f"{n} {s}" for n, s in zip(data.factor_names, data.factor_sizes, strict=True))
+                   if data.labelled else "none (unlabelled: the supervised metrics will be skipped)")
+        return (f"{target}: {name}, N = {len(data):,} images, read as {'x'.join(map(str, data.image_shape))}\n"
+                f"  factors: {factors}\n  verification: ok (every image decoded; labels match the images)")
     grid = ", ".join(f"{n} {s}" for n, s in zip(data.factor_names, data.factor_sizes, strict=True))
     full = 1
     for s in data.factor_sizes:

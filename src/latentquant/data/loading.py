@@ -14,13 +14,14 @@ from .catalog import DSPRITES
 from .dsprites import load_dsprites
 from .mpi3d import load_mpi3d
 from .nvlabs import load_falcor3d, load_isaac3d
+from .own import load_arrays, load_images
 from .shapes3d import load_shapes3d
 
 # name -> loader(path=None, **options); a loader reads the official file at ``path`` or, with no path,
 # builds (and caches) a procedural look-alike.
 DATASETS: dict[str, Callable[..., GroundTruthData]] = {
     "dsprites": load_dsprites, "falcor3d": load_falcor3d, "isaac3d": load_isaac3d, "mpi3d": load_mpi3d,
-    "shapes3d": load_shapes3d,
+    "shapes3d": load_shapes3d, "images": load_images, "arrays": load_arrays,
 }
 
 
@@ -42,6 +43,8 @@ def load(name: str, path: str | None = None, **options) -> GroundTruthData:
     """
     data = _load(name, path, **options)
     where = path if path is not None else f"the {name} look-alike"
+    if data.factors.shape != (len(data), data.num_factors):
+        raise UserError(f"{where}: {len(data)} images but factors of shape {tuple(data.factors.shape)}")
     if data.images.ndim != 4 or data.images.shape[1] != data.images.shape[2]:
         raise UserError(f"{where}: images must be square (N, H, H, C), got shape {tuple(data.images.shape)}")
     if len(data) < 2:

@@ -27,7 +27,7 @@ from .. import __version__, viz
 from ..config import Config
 from ..data import GroundTruthData
 from ..errors import UserError
-from ..evaluate import LatentUsage, eval_indices, evaluate, latent_usage, load_run_model
+from ..evaluate import LatentUsage, data_split, evaluate, latent_usage, load_run_model
 from ..fsio import atomic_write_text, read_regular
 from ..metrics.usage import usage_entropy_bits
 from ..models import LatentModel
@@ -160,10 +160,13 @@ def _summary(run: RunDir, cfg: Config, log: list[dict[str, Any]], saved: list[in
             shown["active_latents"] = f"{shown['active_latents']} of {cfg.model.num_latents}"
         rows: list[list[object]] = [[name, shown[key]] for key, name in HEADLINE.items() if key in shown]
         rows += [[key, value] for key, value in scores.items()
-                 if key not in HEADLINE and key not in ("step", "split", "protocol") and not key.startswith("val/")]
+                 if key not in HEADLINE and key not in ("step", "split", "protocol", "supervised")
+                 and not key.startswith("val/")]
         protocol = scores.get("protocol", cfg.eval.protocol)
-        parts += [f"<h3>Scores: {_e(label)}</h3>", _note(f"Evaluation protocol: {protocol}."),
-                  _table(["metric", "value"], rows)]
+        parts += [f"<h3>Scores: {_e(label)}</h3>", _note(f"Evaluation protocol: {protocol}.")]
+        if "supervised" in scores:
+            parts.append(_note(f"The data has {scores['supervised']}; the unsupervised scores are shown instead."))
+        parts.append(_table(["metric", "value"], rows))
     return "\n".join(parts)
 
 
@@ -189,11 +192,13 @@ def _figure(directory: Path | None, name: str, alt: str, missing: str, root: Pat
     return _note(missing)
 
 
-def _figures(directory: Path | None, caption: str, root: Path) -> str:
+def _figures(directory: Path | None, caption: str, root: Path, labelled: bool = True) -> str:
     """NMI heatmap, samples (a model with a prior), traversals and reconstructions from one evaluation."""
     missing = "not written for this evaluation" if directory is not None else "no evaluation with figures yet"
     cap = f'<p class="muted">{_e(caption)}</p>'
-    parts = ["<h2>NMI heatmap</h2>", cap, _figure(directory, "nmi.png", "NMI heatmap", missing, root)]
+    nmi = (_figure(directory, "nmi.png", "NMI heatmap", missing, root) if labelled
+           else _note("The data has no factor labels, so there is no NMI between latents and factors to show."))
+    parts = ["<h2>NMI heatmap</h2>", cap, nmi]
     if directory is not None and (directory / "samples.png").is_file():
         parts += ["<h2>Samples</h2>", cap, '<p class="muted">16 draws from the prior</p>',
                   _figure(directory, "samples.png", "samples from the prior", missing, root)]
@@ -322,19 +327,20 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, step: int |
             from ..build import run_device
 
             assert step is not None
-            indices = eval_indices(len(data), cfg.data.num_eval, cfg.data.seed)
+            indices = data_split(len(data), cfg.data)[1]
             device = run_device(cfg)
             shown = run.eval_dir(step)
             caption = f"step {step}, from the evaluation written during training"
             root = run.path
-            if not (shown / "nmi.png").is_file() or shown.is_symlink():
+            if not (shown / "reconstructions.png").is_file() or shown.is_symlink():
                 shown = root = tmp / "eval"
                 scores = evaluate(model, data, indices, replace(cfg.eval, figures=True), step=step, out_dir=shown,
                                   device=device, channels_last=cfg.train.channels_last)
-                caption = (f"step {step}, evaluated for this report (it has no saved figures): InfoM "
-                           f"{scores['infom']:.3f}, InfoE {scores['infoe']:.3f}, InfoC {scores['infoc']:.3f}, "
+                supervised = (f"InfoM {scores['infom']:.3f}, InfoE {scores['infoe']:.3f}, InfoC {scores['infoc']:.3f}, "
+                              if "infom" in scores else "")
+                caption = (f"step {step}, evaluated for this report (it has no saved figures): {supervised}"
                            f"PSNR {scores['psnr']:.2f}")
-            body.append(_figures(shown, caption, root))
+            body.append(_figures(shown, caption, root, labelled=data.labelled))
             usage = latent_usage(model, data, indices, batch_size=cfg.eval.batch_size, device=device)
             body.append(_usage(usage, step, tmp))
     config_text = read_regular(run.config, run.path).decode(errors="replace")
@@ -350,6 +356,6 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, step: int |
 
 def _evaluated_dir(run: RunDir, step: int | None) -> Path | None:
     """eval/step_<step> if it holds figures, else the latest evaluation that does (None if none)."""
-    candidates = [run.eval_dir(s) for s in run.eval_steps() if (run.eval_dir(s) / "nmi.png").is_file()]
+    candidates = [run.eval_dir(s) for s in run.eval_steps() if (run.eval_dir(s) / "reconstructions.png").is_file()]
     preferred = [p for p in candidates if step is not None and p.name == f"step_{step}"]
     return (preferred or candidates[-1:] or [None])[0]
