@@ -1,6 +1,7 @@
 import numpy as np
 
-from latentquant.train import BatchStream, eval_indices, is_eval_step
+from latentquant.evaluate import eval_indices
+from latentquant.train import BatchStream, is_eval_step
 
 
 def test_reference_eval_schedule():
