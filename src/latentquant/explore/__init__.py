@@ -10,7 +10,9 @@ imported by `serve` alone, so `export` needs nothing beyond the core.
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,15 +51,16 @@ def make_server(views: list[RunView], host: str = "127.0.0.1", port: int = 8765)
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             pass  # a line per slider move would bury the one line that matters (the address)
 
+    # Werkzeug reports a failed bind by printing two lines and exiting; the command line owes one line.
+    said = io.StringIO()
     try:
-        return werkzeug_server(host, port, app, threaded=True, request_handler=QuietHandler)
-    except OSError as e:
-        if e.errno == errno.EADDRINUSE:
+        with contextlib.redirect_stderr(said):
+            return werkzeug_server(host, port, app, threaded=True, request_handler=QuietHandler)
+    except (SystemExit, OSError) as e:
+        reason = getattr(e, "strerror", None) or (said.getvalue().splitlines() or ["cannot bind"])[0]
+        if getattr(e, "errno", None) == errno.EADDRINUSE or "in use" in said.getvalue():
             raise UserError(f"port {port} on {host} is in use: choose another with --port") from None
-        raise UserError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
-    except SystemExit:  # werkzeug exits on a port in use on some platforms instead of raising
-        raise UserError(f"port {port} on {host} is in use: choose another with --port") from None
-
+        raise UserError(f"cannot listen on {host}:{port}: {reason}") from None
 
 def serve(run_dirs: list[str | Path], *, step: int | None = None, host: str = "127.0.0.1", port: int = 8765,
           num_eval: int | None = None, on_ready: Callable[[str], None] = print) -> None:
