@@ -77,12 +77,13 @@ def _explore(args: argparse.Namespace) -> int:
     if args.export is not None:
         if len(args.run_dirs) > 1:
             raise UserError(f"--export writes one run's page, got {len(args.run_dirs)} run directories")
-        print(f"wrote {explore.export(args.run_dirs[0], args.export, step=args.step, num_eval=args.num_eval)}")
+        out = explore.export(args.run_dirs[0], args.export, step=args.step, num_eval=args.num_eval, warn=_warn)
+        print(f"wrote {out}")
         return 0
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be between 0 and 65535, got {args.port}")
     explore.serve(args.run_dirs, step=args.step, host=args.host, port=args.port, num_eval=args.num_eval,
-                  on_ready=lambda line: print(line, flush=True))
+                  on_ready=lambda line: print(line, flush=True), warn=_warn)
     return 0
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ._state import BadRequest, RunView, open_run, open_runs
+from ._state import BadRequest, RunView, open_run, open_runs, view_of
 
 __all__ = ["BadRequest", "RunView", "create_app", "export", "export_data", "make_server", "open_run", "open_runs",
-           "serve"]
+           "serve", "view_of"]
 
 
 def create_app(views: list[RunView]) -> Any:
@@ -63,9 +63,11 @@ def make_server(views: list[RunView], host: str = "127.0.0.1", port: int = 8765)
         raise UserError(f"cannot listen on {host}:{port}: {reason}") from None
 
 def serve(run_dirs: list[str | Path], *, step: int | None = None, host: str = "127.0.0.1", port: int = 8765,
-          num_eval: int | None = None, on_ready: Callable[[str], None] = print) -> None:
-    """Serve the explorer for ``run_dirs`` until interrupted; ``on_ready`` gets the one line with the address."""
-    views = open_runs(list(run_dirs), step, num_eval=num_eval)
+          num_eval: int | None = None, on_ready: Callable[[str], None] = print,
+          warn: Callable[[str], None] | None = None) -> None:
+    """Serve the explorer for ``run_dirs`` until interrupted; ``on_ready`` gets the one line with the address,
+    ``warn`` each problem that loading worked around (a damaged newer checkpoint)."""
+    views = open_runs(list(run_dirs), step, num_eval=num_eval, warn=warn)
     server = make_server(views, host, port)
     shown = f"[{host}]" if ":" in host else host
     on_ready(f"latentquant explore: http://{shown}:{server.server_port}/ ({', '.join(v.name for v in views)}; "
@@ -102,7 +104,8 @@ def export_data(view: RunView) -> dict[str, Any]:
     return {"runs": [summary], "strip": 0}
 
 
-def export(run_dir: str | Path, out: str | Path, *, step: int | None = None, num_eval: int | None = None) -> Path:
+def export(run_dir: str | Path, out: str | Path, *, step: int | None = None, num_eval: int | None = None,
+           warn: Callable[[str], None] | None = None) -> Path:
     """Write the static explorer of one run to ``out`` (atomically) and return its path."""
     from ..fsio import atomic_write_text, disk_errors
     from ._page import static_page
@@ -112,7 +115,7 @@ def export(run_dir: str | Path, out: str | Path, *, step: int | None = None, num
         raise UserError(f"{out} is a directory: give the file to write, e.g. {out / 'explore.html'}")
     if not out.parent.is_dir():
         raise UserError(f"cannot write {out}: no directory {out.parent}")
-    view = open_run(run_dir, step, num_eval=num_eval)
+    view = open_run(run_dir, step, num_eval=num_eval, warn=warn)
     page = static_page(export_data(view))
     with disk_errors(f"cannot write {out}"):
         atomic_write_text(out, page)

@@ -13,6 +13,7 @@ import math
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -256,11 +257,10 @@ def _nmi(model: LatentModel, cfg: Config, data: GroundTruthData, indices: np.nda
 
 
 def open_run(path: str | Path, step: int | None = None, *, indices: np.ndarray | None = None,
-             num_eval: int | None = None) -> RunView:
-    """Load a run for exploring: the checkpoint of ``step`` (default the latest intact one) and the evaluation
-    set ``indices`` (default: the run's own, of ``num_eval`` images or the run's data.num_eval)."""
-    from ..build import run_device
-
+             num_eval: int | None = None, warn: Callable[[str], None] | None = None) -> RunView:
+    """Load a run for exploring: the checkpoint of ``step`` (default the latest intact one, after ``warn``ing
+    about each bad newer one) and the evaluation set ``indices`` (default: the run's own, of ``num_eval``
+    images or the run's data.num_eval)."""
     run = RunDir(path)
     if not run.path.is_dir():
         raise UserError(f"no run directory {run.path}")
@@ -269,10 +269,19 @@ def open_run(path: str | Path, step: int | None = None, *, indices: np.ndarray |
     if not run.checkpoint_steps():
         raise UserError(f"{run.path} has no checkpoint yet: train it first (latentquant train resume={run.path})")
     cfg = run.read_config()
-    data, model, meta = load_run_model(run.path, cfg, step, warn=lambda m: warnings.warn(m, stacklevel=2))
-    device = run_device(cfg)
+    data, model, meta = load_run_model(run.path, cfg, step, warn=warn)
     if indices is None:
         indices = eval_indices(len(data), num_eval or cfg.data.num_eval, cfg.data.seed)
+    return view_of(model, data, cfg, indices, path=run.path, step=int(meta["step"]), scores=_scores(run, cfg))
+
+
+def view_of(model: LatentModel, data: GroundTruthData, cfg: Config, indices: np.ndarray, *, path: Path,
+            step: int, scores: dict[str, Any]) -> RunView:
+    """A RunView of a model in eval mode on ``data`` (its evaluation set ``indices``), wherever it came from:
+    a run's checkpoint (open_run) or a freshly built model (benchmarks/bench_explore.py times one)."""
+    from ..build import run_device
+
+    device = run_device(cfg)
     usage = latent_usage(model, data, indices, batch_size=cfg.eval.batch_size, device=device)
     reps = usage.representations
     nmi, active = _nmi(model, cfg, data, indices, reps)
@@ -283,11 +292,11 @@ def open_run(path: str | Path, step: int | None = None, *, indices: np.ndarray |
         raise UserError(f"{cfg.model.name}: the decoder takes {probe.shape[1]} numbers for {len(controls)} "
                         "latents; the explorer needs one number per latent")
     family = MODELS[cfg.model.name].family if cfg.model.name in MODELS else "autoencoder"
-    return RunView(run.path, cfg, model, data, device, int(meta["step"]), family, indices, controls, nmi,
-                   _scores(run, cfg))
+    return RunView(Path(path), cfg, model, data, device, step, family, indices, controls, nmi, scores)
 
 
-def open_runs(paths: list[str | Path], step: int | None = None, num_eval: int | None = None) -> list[RunView]:
+def open_runs(paths: list[str | Path], step: int | None = None, num_eval: int | None = None,
+              warn: Callable[[str], None] | None = None) -> list[RunView]:
     """One or more runs, which must share a dataset (same file or look-alike) and image size: every run
     encodes the first run's evaluation images, so their starting points are the same pictures."""
     if not paths:
@@ -305,5 +314,5 @@ def open_runs(paths: list[str | Path], step: int | None = None, num_eval: int | 
         shown = "; ".join(f"{p}: {name} {where or '(look-alike)'} at {size}px"
                           for p, (name, where, size) in zip(paths, seen, strict=True))
         raise UserError(f"runs compared side by side must share a dataset and image size, got {shown}")
-    first = open_run(paths[0], step, num_eval=num_eval)
-    return [first, *(open_run(p, step, indices=first.indices) for p in paths[1:])]
+    first = open_run(paths[0], step, num_eval=num_eval, warn=warn)
+    return [first, *(open_run(p, step, indices=first.indices, warn=warn) for p in paths[1:])]
