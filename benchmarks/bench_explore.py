@@ -5,7 +5,8 @@ Two numbers, measured in one run on the same model:
 - server: one GET /api/decode.png through the app (parse and check the code, decode, sigmoid, PNG), timed
   with Flask's test client, so no network or browser is in it;
 - browser: from a slider's release (its `change` event) to the new image's `load` in headless Chromium, over
-  a real local socket (the page records it in the image's `data-latency-ms`).
+  a real local socket (the page records it in the image's `data-latency-ms`), and the server's share of each
+  (decode + PNG, from the answer's Server-Timing header, `data-server-ms`).
 
 Untrained weights cost what trained ones do; the data are random 32x32 images with Shapes3D's factor sizes,
 so no dataset is rendered.
@@ -92,7 +93,7 @@ def main() -> None:
 
     srv = make_server([view], "127.0.0.1", 0)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    releases = []
+    releases, served = [], []
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, headless=True)
@@ -110,12 +111,14 @@ def main() -> None:
                 page.wait_for_function("old => document.getElementById('img-0').dataset.code !== old", arg=old)
                 if i >= 3:  # the first releases warm the browser's and the server's caches up
                     releases.append(float(page.get_attribute("#img-0", "data-latency-ms")))
+                    served.append(float(page.get_attribute("#img-0", "data-server-ms")))
             browser.close()
     finally:
         srv.shutdown()
         srv.server_close()
     print(f"browser, slider release -> new image (headless Chromium): {percentiles(releases)} "
           f"(mean {statistics.mean(releases):.1f} ms)")
+    print(f"  of which the server's decode + PNG (Server-Timing of the same requests): {percentiles(served)}")
 
 
 if __name__ == "__main__":

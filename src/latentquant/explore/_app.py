@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -96,8 +97,13 @@ def create_app(views: list[RunView]) -> Flask:
         if len(raw) > MAX_QUERY:
             raise BadRequest("z is too long", status=414)
         code = view.check_code(raw.split(",") if raw else [])
+        t0 = time.perf_counter()
+        png = view.decode_png(code)
+        took = (time.perf_counter() - t0) * 1e3
         # A code names one image for good (the weights never change while serving): let the browser keep it.
-        return Response(view.decode_png(code), mimetype="image/png", headers={"Cache-Control": "max-age=3600"})
+        # Server-Timing lets the page (and docs/explore.md's measurement) split a slider's latency.
+        return Response(png, mimetype="image/png", headers={"Cache-Control": "max-age=3600",
+                                                            "Server-Timing": f"decode;dur={took:.2f}"})
 
     @app.get("/api/sample")
     def api_sample() -> Response:

@@ -64,6 +64,8 @@
           if (old.startsWith("blob:")) URL.revokeObjectURL(old);
         });
         img.dataset.code = text;
+        const timing = /dur=([0-9.]+)/.exec(response.headers.get("Server-Timing") || "");
+        if (timing) img.dataset.serverMs = timing[1];
         if (t0 !== null) img.dataset.latencyMs = (performance.now() - t0).toFixed(1);
         showError(r, "");
       }
