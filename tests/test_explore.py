@@ -65,6 +65,7 @@ def test_decoded_png_is_the_decoders_image_for_the_code(client, views):
         code[j] = view.traversal_values(j)[0]
         answer = client.get(url(r, code))
         assert answer.status_code == 200 and answer.mimetype == "image/png"
+        assert float(answer.headers["Server-Timing"].removeprefix("decode;dur=")) > 0
         assert np.array_equal(png_pixels(answer.data), decoded(view, code))
 
 

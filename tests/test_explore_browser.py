@@ -117,6 +117,7 @@ def test_moving_a_slider_shows_the_decoders_image_of_the_new_code(served, page):
     assert page.text_content(f"#val-0-{j}") == f"{qlae.controls[j].values[k]:.3f}"
     latency = float(page.get_attribute("#img-0", "data-latency-ms"))
     assert 0 < latency < 2000, latency  # release -> new image; docs/explore.md has the CPU preset's number
+    assert 0 < float(page.get_attribute("#img-0", "data-server-ms")) < latency
 
 
 def test_a_continuous_slider_decodes_the_value_it_is_set_to(served, page):
