@@ -73,3 +73,14 @@ def factorial_data(sizes: tuple[int, ...]) -> GroundTruthData:
     names = [chr(ord("a") + k) for k in range(len(sizes))]
     return GroundTruthData("toy", grid.astype(np.uint8)[:, None, None, :], grid, names, list(sizes),
                            [np.arange(s) for s in sizes])
+
+
+def train_tiny_run(tiny_h5, run_dir, *extra: str):
+    """A finished 4-step run on `tiny_h5` (no figures: its evaluation is what reading a run needs), in `run_dir`."""
+    from latentquant import config
+    from latentquant.train import train
+
+    cfg = config.resolve([*TINY, f"data.path={tiny_h5}", f"run_dir={run_dir}", "train.steps=4", "train.eval_every=100",
+                          "eval.figures=false", *extra])
+    train(cfg)
+    return run_dir

@@ -75,6 +75,24 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explore(args: argparse.Namespace) -> int:
+    from . import explore  # lazily: `latentquant --help` must not pay for the model stack or the web framework
+
+    if args.num_eval is not None and args.num_eval < 2:
+        raise UserError(f"--num-eval must be at least 2, got {args.num_eval}")
+    if args.export is not None:
+        if len(args.run_dirs) > 1:
+            raise UserError(f"--export writes one run's page, got {len(args.run_dirs)} run directories")
+        out = explore.export(args.run_dirs[0], args.export, step=args.step, num_eval=args.num_eval, warn=_warn)
+        print(f"wrote {out}")
+        return 0
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be between 0 and 65535, got {args.port}")
+    explore.serve(args.run_dirs, step=args.step, host=args.host, port=args.port, num_eval=args.num_eval,
+                  on_ready=lambda line: print(line, flush=True), warn=_warn)
+    return 0
+
+
 def _metrics(args: argparse.Namespace) -> int:
     import json
     import warnings
@@ -333,6 +351,21 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default=None, help="where to write it (default: <run dir>/report.html)")
     report.add_argument("--step", type=int, default=None, help="the checkpoint to show (default: the latest)")
     report.set_defaults(func=_report)
+    ex = sub.add_parser(
+        "explore", help="see what each latent does: sliders and the decoded image in the browser (or --export)",
+        description="Serve a local page with one slider per latent of a run's checkpoint and the decoded image, "
+        "each latent labelled with its most informative factor; two runs on one dataset are shown side by side. "
+        "--export writes one self-contained HTML file with every traversal instead (docs/explore.md).",
+    )
+    ex.add_argument("run_dirs", nargs="+", metavar="run_dir", help="one run directory, or two to compare")
+    ex.add_argument("--step", type=int, default=None, help="the checkpoint to load (default: the latest intact)")
+    ex.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765; 0: any free port)")
+    ex.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    ex.add_argument("--num-eval", type=int, default=None,
+                    help="evaluation images for the NMI labels, ranges and usage (default: the run's data.num_eval)")
+    ex.add_argument("--export", metavar="PAGE.html", default=None,
+                    help="write a static page with precomputed traversals instead of serving")
+    ex.set_defaults(func=_explore)
     sw = sub.add_parser(
         "sweep",
         help="run a grid of trainings: model=qlae,ae seed=1,2,3 (one run directory per trial)",
