@@ -331,8 +331,8 @@ def evaluate_run(run_dir: str | Path, step: int | None = None, *, dci_predictor:
     if not run.path.is_dir():
         raise UserError(f"no run directory {run.path}")
     cfg = run.read_config()
-    if dci_predictor not in ("gbt", "forest"):
-        raise UserError(f"dci_predictor must be gbt or forest, got {dci_predictor!r}")
+    if dci_predictor not in ("gbt", "forest", "hist"):
+        raise UserError(f"dci_predictor must be gbt, forest or hist, got {dci_predictor!r}")
     if factorvae_votes < 0:
         raise UserError(f"factorvae_votes must be 0 (skip) or more, got {factorvae_votes}")
     run.check_writable()  # before minutes of metrics, not after

@@ -694,7 +694,7 @@ class _OneHotSoftmaxProblem:
             loss += weights @ log_partition
             scale[s] = weights / total
         # The rows are w_i * softmax probabilities once scaled by w_i / total_i: the segment sums' entries do it.
-        self.root_sum.data.reshape(-1, len(self.roots))[:] = scale[:, None]
+        self.root_sum.data[:] = np.repeat(scale, len(self.roots))
         stacked = self.root_sum @ self.rows_buffer
         grads: list[np.ndarray | None] = [None] * len(self.nodes)
         for r, u in enumerate(self.roots):
