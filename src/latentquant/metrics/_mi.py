@@ -9,6 +9,8 @@ algorithm; ``tests/test_infomec.py`` checks them against scikit-learn on random 
   (``sklearn.feature_selection.mutual_info_classif``), by sorting instead of KD-trees.
 - :func:`balanced_logistic_log_loss`: in-sample log-loss of an unpenalised multinomial logistic regression
   with balanced class weights (``LogisticRegression(penalty=None, class_weight="balanced")`` + ``log_loss``).
+  A one-hot design can be given as its label codes (:class:`OneHotCodes`): the same objective, evaluated
+  from tables of merged latents instead of the N x (sum of levels) matrix.
 """
 
 from __future__ import annotations
