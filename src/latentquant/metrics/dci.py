@@ -71,9 +71,10 @@ def dci(
     n_train, n_test = _split_sizes(n, predictor, n_train, n_test, max_train)
     train, test = _inputs.train_test_indices(n, n_train, n_test, random_state)
     x = latent_array.astype(np.float64)
+    x_train, x_test = x[train], x[test]
 
     def fit(k: int) -> tuple[np.ndarray, float, float]:
-        return _fit_source(predictor, random_state, x[train], x[test], codes[train, k], codes[test, k])
+        return _fit_source(predictor, random_state, x_train, x_test, codes[train, k], codes[test, k])
 
     workers = _n_workers(n_jobs, codes.shape[1])
     if workers == 1:
