@@ -54,7 +54,8 @@ def dci(
     ``max_train`` points, with a warning; ``max_train=None`` keeps it whole, and an explicit ``n_train`` is
     never cut. The split is a seeded random permutation (``random_state``, which also seeds the ensembles).
     The per-source fits are independent and run on ``n_jobs`` threads (``None``: one per CPU, at most one
-    per source); each fit is the same whatever the threads, so the values do not depend on ``n_jobs``.
+    per source and at most ``OMP_NUM_THREADS`` when that is set); each fit is the same whatever the threads,
+    so the values do not depend on ``n_jobs``.
     Latents are passed to the trees unchanged: trees are invariant to monotone rescaling, so Tripod's
     standardisation changes nothing; Tripod's one-hot encoding of integer latents is not done, so R keeps
     one row per latent.
@@ -164,6 +165,10 @@ def _split_sizes(
 def _n_workers(n_jobs: int | None, n_sources: int) -> int:
     if n_jobs is None:
         available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        # OMP_NUM_THREADS is how a parent (a scheduler, the test suite's parallel workers) sets a thread budget.
+        budget = os.environ.get("OMP_NUM_THREADS", "")
+        if budget.isdigit() and int(budget) > 0:
+            available = min(available, int(budget))
         return max(1, min(available, n_sources))
     if n_jobs < 1:
         raise ValueError(f"n_jobs must be None or at least 1, got {n_jobs}")
