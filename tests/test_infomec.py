@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse
 from helpers import factorial_sources
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -252,16 +253,56 @@ def test_null_model_loss_is_log_of_class_count(counts: tuple[int, ...]) -> None:
     assert _mi.null_log_loss(len(counts)) == np.log(len(counts))
 
 
-def test_sparse_one_hot_design_gives_the_dense_loss() -> None:
+def test_one_hot_designs_give_the_dense_loss() -> None:
     rng = np.random.default_rng(3)
     codes = rng.permutation(np.arange(600) % 280)  # every code present
     labels = np.where(rng.random(600) < 0.6, codes // 70, rng.integers(0, 4, 600))
     dense = np.eye(280)[codes]
-    sparse = infomec_module._design_matrix(codes[:, None].astype(float), discrete=True)
-    assert not isinstance(sparse, np.ndarray)  # 280 columns: the sparse path
-    assert _mi.balanced_logistic_log_loss(sparse, labels, 4) == pytest.approx(
-        _mi.balanced_logistic_log_loss(dense, labels, 4), abs=1e-9
-    )
+    from_codes = infomec_module._design_matrix(codes[:, None].astype(float), discrete=True)
+    assert isinstance(from_codes, _mi.OneHotCodes)
+    np.testing.assert_array_equal(from_codes.toarray(), dense)
+    want = _mi.balanced_logistic_log_loss(dense, labels, 4)
+    assert _mi.balanced_logistic_log_loss(from_codes, labels, 4) == pytest.approx(want, abs=1e-9)
+    assert _mi.balanced_logistic_log_loss(scipy.sparse.csr_array(dense), labels, 4) == pytest.approx(want, abs=1e-9)
+
+
+@pytest.mark.parametrize("merge", ["none", "default", "all"])
+@PROPERTY
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(2, 300),
+    n_classes=st.integers(2, 5),
+    levels=st.lists(st.integers(1, 12), min_size=1, max_size=5),
+)
+def test_one_hot_codes_give_the_one_hot_objective(merge, seed, n, n_classes, levels) -> None:
+    """The code path computes the loss, gradient and log-probabilities of the one-hot design matrix.
+
+    ``merge`` forces no merged groups (one gather per latent), the default rule, or merging everything (one group:
+    the loss summed over value combinations). Large parameters take the max-shift branch instead of exp products.
+    """
+    rng = np.random.default_rng(seed)
+    n = max(n, n_classes)
+    raw = np.stack([rng.integers(0, m, n) for m in levels], axis=1)
+    design = infomec_module._design_matrix(raw, discrete=True)
+    labels = rng.integers(0, n_classes, n)
+    labels[:n_classes] = np.arange(n_classes)
+    dense = _mi._SoftmaxProblem.build(design.toarray(), labels, n_classes)
+    fraction = {"none": 0.0, "default": _mi._MAX_GROUP_FRACTION, "all": np.inf}[merge]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_mi, "_MAX_GROUP_FRACTION", fraction)
+        codes = _mi._OneHotSoftmaxProblem(design, labels, n_classes)
+    if merge == "all":
+        assert len(codes.roots) == 1
+    assert codes.n_parameters() == dense.n_parameters()
+    for scale in (0.0, 0.3, 100.0):
+        theta = scale * rng.standard_normal(dense.n_parameters())
+        want_loss, want_grad = dense.loss_and_gradient(theta)
+        got_loss, got_grad = codes.loss_and_gradient(theta)
+        assert got_loss == pytest.approx(want_loss, rel=1e-12, abs=1e-12)
+        np.testing.assert_allclose(got_grad, want_grad, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(
+            codes.true_class_log_proba(theta), dense.true_class_log_proba(theta), rtol=1e-12, atol=1e-10
+        )
 
 
 @pytest.mark.parametrize("discrete", [False, True])

@@ -317,7 +317,7 @@ def _add_protocol_options(parser: argparse.ArgumentParser, default: str) -> None
                         "docs/metrics.md has the table)")
     parser.add_argument("--dci-predictor", default=None,
                         help="override the protocol's DCI learner: gbt (disentanglement_lib's gradient boosting), "
-                        "forest (Tripod's random forest)")
+                        "forest (Tripod's random forest), hist (histogram gradient boosting, gbt's fast stand-in)")
     parser.add_argument("--nmi-floor", default=None,
                         help="none (default) or permutation: InfoMEC's significance floor for lines of noise")
 
