@@ -141,7 +141,7 @@ def _udr(args: argparse.Namespace) -> int:
     from .build import run_device
     from .evaluate import encode_images, eval_indices, load_run_model
     from .metrics.udr import udr
-    from .runs import RunDir
+    from .runs import RunDir, shared_dataset_configs
 
     if len(args.run_dirs) < 2:
         raise UserError(f"udr ranks runs against each other: give at least 2 run directories, got {len(args.run_dirs)}")
@@ -151,14 +151,8 @@ def _udr(args: argparse.Namespace) -> int:
     for run in runs:
         if not run.path.is_dir():
             raise UserError(f"no run directory {run.path}")
-    configs = [run.read_config() for run in runs]
     # The same images must go through every model: same dataset file (or look-alike) at the same size.
-    datasets = [(c.data.name, os.path.realpath(os.path.expanduser(c.data.path)) if c.data.path else None,
-                 c.data.image_size) for c in configs]
-    if len(set(datasets)) > 1:
-        shown = "; ".join(f"{run.path}: {name} {path or '(look-alike)'} at {size}px"
-                          for run, (name, path, size) in zip(runs, datasets, strict=True))
-        raise UserError(f"udr needs runs on the same dataset, got {shown}")
+    configs = shared_dataset_configs([run.path for run in runs], "udr needs runs on the same dataset")
 
     latents, steps, indices = [], [], None
     for run, cfg in zip(runs, configs, strict=True):

@@ -287,3 +287,18 @@ def run_state(run_dir: Path) -> RunState:
 
 def last_checkpoint(run_dir: Path) -> int | None:
     return RunDir(run_dir).last_checkpoint()
+
+
+def shared_dataset_configs(run_dirs: list[str | Path], why: str) -> list[Config]:
+    """The configs of runs that must see the same images (same dataset file or look-alike, same size), or a
+    UserError that lists each run's dataset, starting with ``why`` (e.g. "udr needs runs on the same dataset")."""
+    import os
+
+    configs = [RunDir(path).read_config() for path in run_dirs]
+    seen = [(c.data.name, os.path.realpath(os.path.expanduser(c.data.path)) if c.data.path else None,
+             c.data.image_size) for c in configs]
+    if len(set(seen)) > 1:
+        shown = "; ".join(f"{path}: {name} {where or '(look-alike)'} at {size}px"
+                          for path, (name, where, size) in zip(run_dirs, seen, strict=True))
+        raise UserError(f"{why}, got {shown}")
+    return configs

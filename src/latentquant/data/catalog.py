@@ -178,35 +178,22 @@ ISAAC3D = DatasetSpec(
 )
 
 # Your own data: no fixed grid, no official files; docs/your-data.md has the formats.
-IMAGES = DatasetSpec(
-    name="images",
-    title="image folder",
-    heading="your own folder of images (docs/your-data.md)",
-    repository="",
-    licence="yours",
-    factor_names=(),
-    factor_values=(),
-    native_size=0,
-    image_sizes=(4, 1024),
-    layout="a folder tree of PNG, JPEG or WebP files of any size and mode, optionally factors.csv (a 'file' column "
+def _own_data(name: str, title: str, layout: str, labels_file: str | None = None) -> DatasetSpec:
+    return DatasetSpec(name=name, title=title, heading=f"your own {title.split()[-1]} of images (docs/your-data.md)",
+                       repository="", licence="yours", factor_names=(), factor_values=(), native_size=0,
+                       image_sizes=(4, 1024), layout=layout, labels_file=labels_file, default_latents=10)
+
+
+IMAGES = _own_data(
+    "images", "image folder",
+    "a folder tree of PNG, JPEG or WebP files of any size and mode, optionally factors.csv (a 'file' column "
     "naming each image relative to the folder, one column per factor)",
     labels_file="factors.csv",
-    default_latents=10,
 )
-
-ARRAYS = DatasetSpec(
-    name="arrays",
-    title="image array",
-    heading="your own array of images (docs/your-data.md)",
-    repository="",
-    licence="yours",
-    factor_names=(),
-    factor_values=(),
-    native_size=0,
-    image_sizes=(4, 1024),
-    layout="a .npz or HDF5 file with images (N, H, W[, C]) under data.key (uint8, or float in [0, 1]), or a .npy; "
+ARRAYS = _own_data(
+    "arrays", "image array",
+    "a .npz or HDF5 file with images (N, H, W[, C]) under data.key (uint8, or float in [0, 1]), or a .npy; "
     "optionally labels (N, K) under data.factors_key, or a CSV with one row per image (data.labels)",
-    default_latents=10,
 )
 
 CATALOG: dict[str, DatasetSpec] = {spec.name: spec for spec in (DSPRITES, SHAPES3D, MPI3D, FALCOR3D, ISAAC3D, IMAGES,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import threading
 import warnings
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from ..metrics import infomec
 from ..metrics.protocols import get_protocol
 from ..models import LatentModel
 from ..models.registry import MODELS
-from ..runs import RunDir
+from ..runs import RunDir, shared_dataset_configs
 
 STRIP = 12  # dataset images offered as starting points
 HISTOGRAM_BINS = 20  # a continuous latent's "usage": how its values spread over the evaluation set
@@ -307,12 +306,6 @@ def open_runs(paths: list[str | Path], step: int | None = None, num_eval: int | 
             raise UserError(f"no run directory {run.path}")
         if not run.is_run():
             raise UserError(f"{run.path} is not a run directory (no config.yaml)")
-    configs = [RunDir(p).read_config() for p in paths]
-    seen = [(c.data.name, os.path.realpath(os.path.expanduser(c.data.path)) if c.data.path else None,
-             c.data.image_size) for c in configs]
-    if len(set(seen)) > 1:
-        shown = "; ".join(f"{p}: {name} {where or '(look-alike)'} at {size}px"
-                          for p, (name, where, size) in zip(paths, seen, strict=True))
-        raise UserError(f"runs compared side by side must share a dataset and image size, got {shown}")
+    shared_dataset_configs(list(paths), "runs compared side by side must share a dataset and image size")
     first = open_run(paths[0], step, num_eval=num_eval, warn=warn)
     return [first, *(open_run(p, step, indices=first.indices, warn=warn) for p in paths[1:])]
