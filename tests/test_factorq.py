@@ -143,3 +143,15 @@ def test_weights_and_registrations():
     with pytest.raises(ValueError, match="batch of 2"):
         fq.train_step(tiny_images(1), 0, fq.configure_optimizers(lr=1e-3, weight_decay=0.0), clip=1.0,
                       rng=torch.Generator())
+
+
+@pytest.mark.parametrize(("model", "data", "beta_kl", "gamma"),
+                         [("factorqvae", "shapes3d", 1e-3, 1e-4), ("factorqvae", "isaac3d", 5e-5, 5e-5),
+                          ("factorqvae", "mpi3d", 5e-5, 1e-6), ("qvae", "shapes3d", 1e-3, None),
+                          ("qvae", "mpi3d", 5e-5, None)])
+def test_per_dataset_weights_are_the_authors(model, data, beta_kl, gamma):
+    from latentquant import config
+
+    cfg = config.resolve([f"model={model}", f"data={data}"])
+    assert cfg.model.beta_kl == beta_kl and getattr(cfg.model, "gamma", None) == gamma
+    assert config.resolve([f"model={model}", f"data={data}", "model.beta_kl=0.5"]).model.beta_kl == 0.5
