@@ -3,10 +3,15 @@ optimizes what. The shared contract (falling loss, exact resume, evaluation, fig
 
 import math
 
+import numpy as np
 import pytest
 import torch
-from helpers import TINY_PARTS, tiny_images
+from helpers import TINY_PARTS, tiny_data, tiny_images
 
+from latentquant import config
+from latentquant.config import EvalConfig
+from latentquant.evaluate import evaluate, protocol_representation
+from latentquant.metrics.protocols import get_protocol
 from latentquant.models import build_model, get_spec
 from latentquant.modules.discriminator import TotalCorrelationDiscriminator, permute_dims
 from latentquant.modules.quantizers import GumbelScalarQuantizer
@@ -150,8 +155,20 @@ def test_weights_and_registrations():
                           ("factorqvae", "mpi3d", 5e-5, 1e-6), ("qvae", "shapes3d", 1e-3, None),
                           ("qvae", "mpi3d", 5e-5, None)])
 def test_per_dataset_weights_are_the_authors(model, data, beta_kl, gamma):
-    from latentquant import config
-
     cfg = config.resolve([f"model={model}", f"data={data}"])
     assert cfg.model.beta_kl == beta_kl and getattr(cfg.model, "gamma", None) == gamma
     assert config.resolve([f"model={model}", f"data={data}", "model.beta_kl=0.5"]).model.beta_kl == 0.5
+
+
+
+def test_the_factorqvae_protocol_scores_code_indices(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("factorqvae", TINY_PARTS, 4).eval()
+    with torch.no_grad():
+        out = model.encode(tiny_images(8))
+    scored = protocol_representation(out, get_protocol("factorqvae"), torch.Generator())
+    assert torch.equal(scored, out.indices.float()) and scored.max() < 64
+    assert torch.equal(protocol_representation(out, get_protocol("qlae"), None), out.representation)
+    cfg = EvalConfig(batch_size=16, protocol="factorqvae")
+    metrics = evaluate(model, tiny_data(40), np.arange(40), cfg, step=0, out_dir=tmp_path)
+    assert all(np.isfinite(metrics[k]) for k in ("infom", "infoe", "psnr", "val/total_correlation"))
