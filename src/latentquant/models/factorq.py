@@ -64,8 +64,10 @@ class FactorAutoencoder(Autoencoder):
         return out, out.z_hat
 
     def set_temperature(self, step: int) -> None:
-        if hasattr(self.latent, "temperature"):
-            self.latent.temperature = math.exp(-self.temperature_decay * step)
+        """τ = exp(−decay·step), a function of the step alone, so a resumed run has the same τ."""
+        temperature = getattr(self.latent, "temperature", None)
+        if isinstance(temperature, Tensor):
+            temperature.fill_(math.exp(-self.temperature_decay * step))
 
     def objective(self, x: Tensor, out: Reconstruction) -> tuple[Tensor, dict[str, Tensor]]:
         terms = {"bce": bce_per_pixel(out.logits, x), **out.latent.losses}

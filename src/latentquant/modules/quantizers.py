@@ -184,7 +184,7 @@ class GumbelScalarQuantizer(nn.Module):
     q_j = softmax((−|z_j − e| + g) / τ) and the decoder gets the mixture Σ_c q_jc e_c (so gradient reaches the
     encoder and the codebook without a straight-through estimator); evaluation takes the nearest code.
     ``losses['kl']`` = KL(softmax(−|z_j − e|) ‖ Uniform(K)), averaged over latents and batch. ``temperature``
-    (τ) is set by the model from the step; it matters only in training.
+    (τ, a 0-d buffer) is set by the model from the step; it matters only in training.
     """
 
     discrete = True
@@ -196,7 +196,9 @@ class GumbelScalarQuantizer(nn.Module):
         self.num_latents = num_latents
         self.num_values = int(num_values)
         self.values = nn.Parameter(torch.randn(self.num_values))
-        self.temperature = 1.0
+        # A tensor, not a float, so that a compiled step reads it as an input instead of recompiling each time
+        # it changes; not persistent, because the model sets it from the step before every training step.
+        self.register_buffer("temperature", torch.tensor(1.0), persistent=False)
 
     @property
     def num_inputs(self) -> int:
