@@ -46,7 +46,8 @@ def trained(tmp_path_factory, tiny_h5):
 
 def test_registry_names_every_model():
     assert {"ae", "beta_vae", "beta_tcvae", "bio_ae", "vqvae", "vqvae_wd", "qlae", "qlae_global", "qlae_no_wd",
-            "qlae_fixed", "infowgan_gp", "qlinfowgan_gp", "qlinfowgan_gp_no_wd"} <= set(list_models())
+            "qlae_fixed", "infowgan_gp", "qlinfowgan_gp", "qlinfowgan_gp_no_wd", "factor_vae", "factorqvae",
+            "qvae"} <= set(list_models())
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -1,4 +1,4 @@
-"""Latent quantization: a small learnable scalar codebook for every latent dimension.
+"""Latent quantization: a small learnable scalar codebook for every latent dimension (and FactorQVAE's relaxed one).
 
 The quantizer of Hsu et al. (2023). Each latent dimension j owns its own sorted-at-init codebook V_j;
 an encoder output z_j is replaced by the nearest value of V_j. Gradients reach the encoder through the
@@ -7,10 +7,12 @@ straight-through estimator, and the codebook values move only through the quanti
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .latents import LatentOutput
@@ -173,3 +175,69 @@ class VectorQuantizer(nn.Module):
         losses = {"quantization": (z.detach() - q).square().mean(), "commitment": (z - q.detach()).square().mean()}
         z_hat = (z + (q - z).detach()).flatten(1)
         return LatentOutput(z_hat=z_hat, representation=indices, losses=losses, indices=indices)
+
+
+class GumbelScalarQuantizer(nn.Module):
+    """FactorQVAE's relaxed quantizer: one global scalar codebook of `num_values` entries, N(0, 1) at init.
+
+    Each encoder scalar z_j scores the codes by −|z_j − e_c|. Training draws a Gumbel-softmax relaxation
+    q_j = softmax((−|z_j − e| + g) / τ) and the decoder gets the mixture Σ_c q_jc e_c (so gradient reaches the
+    encoder and the codebook without a straight-through estimator); evaluation takes the nearest code.
+    ``losses['kl']`` = KL(softmax(−|z_j − e|) ‖ Uniform(K)), averaged over latents and batch. ``temperature``
+    (τ, a 0-d buffer) is set by the model from the step; it matters only in training.
+    """
+
+    discrete = True
+
+    def __init__(self, num_latents: int, num_values: int = 64) -> None:
+        super().__init__()
+        if num_values < 2:
+            raise ValueError(f"a relaxed codebook needs at least two values, got {num_values}")
+        self.num_latents = num_latents
+        self.num_values = int(num_values)
+        self.values = nn.Parameter(torch.randn(self.num_values))
+        # A tensor, not a float, so that a compiled step reads it as an input instead of recompiling each time
+        # it changes; not persistent, because the model sets it from the step before every training step.
+        self.register_buffer("temperature", torch.tensor(1.0), persistent=False)
+
+    @property
+    def num_inputs(self) -> int:
+        return self.num_latents
+
+    def sweep(self, j: int, representations: np.ndarray, n: int) -> Tensor | None:
+        """`n` of the codebook's values, evenly spread over its sorted order (all 64 would be a wide figure)."""
+        ordered = self.values.detach().sort().values
+        if n >= len(ordered):
+            return ordered
+        return ordered[torch.linspace(0, len(ordered) - 1, n).round().long()]
+
+    def codebook_sizes(self) -> list[int] | None:
+        return [self.num_values] * self.num_latents
+
+    def codebook_values(self) -> list[Tensor] | None:
+        return [self.values.detach()] * self.num_latents
+
+    def forward(self, z: Tensor) -> LatentOutput:
+        return self.forward_with_codes(z)[0]
+
+    def forward_with_codes(self, z: Tensor) -> tuple[LatentOutput, Tensor]:
+        """The latent output and the codes a total-correlation discriminator reads: (B, D, K) one-hots,
+        relaxed (Gumbel-softmax samples) in training, exact in evaluation."""
+        if z.ndim != 2 or z.shape[1] != self.num_latents:
+            raise ValueError(f"expected encodings of shape (batch, {self.num_latents}), got {tuple(z.shape)}")
+        scores = -(z.unsqueeze(-1) - self.values).abs()  # (B, D, K)
+        indices = scores.detach().argmax(-1)
+        log_q = scores.log_softmax(-1)
+        kl = (log_q.exp() * (log_q + math.log(self.num_values))).sum(-1).mean()
+        quantized = self.values.detach()[indices]
+        if self.training:
+            codes = F.gumbel_softmax(scores, tau=self.temperature, hard=False)
+            z_hat = codes @ self.values
+        else:
+            codes = F.one_hot(indices, self.num_values).to(z.dtype)
+            z_hat = self.values[indices]
+        out = LatentOutput(z_hat=z_hat, representation=quantized, losses={"kl": kl}, indices=indices)
+        return out, codes
+
+    def extra_repr(self) -> str:
+        return f"num_latents={self.num_latents}, num_values={self.num_values} (one global codebook)"
