@@ -1,0 +1,151 @@
+"""Tripod's legs against known answers: FSQ's grid and straight-through gradient, KLM on independent and on
+correlated Gaussians (analytic total correlation), NHP on additive and bilinear decoders (analytic fractions);
+and the composable terms on other autoencoders."""
+
+import math
+
+import pytest
+import torch
+from helpers import TINY_PARTS, tiny_images
+
+from latentquant.models import build_model, get_spec
+from latentquant.modules.klm import kernel_multiinformation, silverman_factor
+from latentquant.modules.nhp import normalized_hessian_penalty
+from latentquant.modules.quantizers import FiniteScalarQuantizer
+
+LEVELS = torch.tensor([-1 + 2 * k / 11 for k in range(12)])
+
+
+def test_fsq_outputs_lie_on_the_twelve_levels_and_indices_name_them():
+    torch.manual_seed(0)
+    fsq = FiniteScalarQuantizer(3)
+    out = fsq(3 * torch.randn(1000, 3))
+    z = out.z_hat.detach()
+    nearest = (z[..., None] - LEVELS).abs().min(-1).values
+    assert nearest.max() < 1e-6
+    assert torch.allclose(z, LEVELS[out.indices], atol=1e-6)
+    assert set(out.indices.unique().tolist()) == set(range(12))  # every level reached, +-1 included
+    assert torch.equal(out.representation, z) and out.losses == {}
+    assert torch.allclose(out.continuous, torch.tanh(out.continuous.atanh()))
+    assert fsq.codebook_sizes() == [12] * 3 and torch.allclose(fsq.codebook_values()[1], LEVELS)
+    assert not list(fsq.parameters())
+
+
+def test_fsq_rounds_to_nearest_level_and_passes_gradient_straight_through_tanh():
+    e = torch.tensor([[0.0, 0.05, -0.3, 10.0]], requires_grad=True)
+    out = FiniteScalarQuantizer(4)(e)
+    expected = LEVELS[(torch.tanh(e.detach()) + 1).mul(5.5).round().long()]
+    assert torch.allclose(out.z_hat.detach(), expected, atol=1e-6)
+    out.z_hat.sum().backward()
+    # straight through the rounding: d z_q / d e = d tanh(e) / d e
+    assert torch.allclose(e.grad, 1 - torch.tanh(e.detach()) ** 2)
+
+
+def test_silverman_factor_matches_the_spec():
+    assert silverman_factor(64, 12) == pytest.approx(0.713, abs=1e-3)
+    assert silverman_factor(64, 14) == pytest.approx(0.735, abs=1e-3)
+    assert silverman_factor(64, 18) == pytest.approx(0.769, abs=1e-3)
+
+
+def _klm(rho: float, batch: int = 512, seeds: int = 4) -> float:
+    """Mean KLM over a few batches of a 2-D unit Gaussian with correlation rho."""
+    values = []
+    for seed in range(seeds):
+        g = torch.Generator().manual_seed(seed)
+        a, b = torch.randn(2, batch, generator=g, dtype=torch.float64)
+        values.append(float(kernel_multiinformation(torch.stack([a, rho * a + math.sqrt(1 - rho**2) * b], 1))))
+    return sum(values) / seeds
+
+
+def _smoothed_total_correlation(rho: float, batch: int = 512) -> float:
+    """The large-batch limit of KLM for unit Gaussians with correlation rho: the cross-entropies of the data
+    under the kernel-smoothed joint N(0, C + a^2 I) and marginals N(0, 1 + 1), the marginals wider (bandwidth s
+    without Silverman's a). It exceeds the true TC -0.5 log det C: that gap is the estimator's smoothing bias."""
+    a2 = silverman_factor(batch, 2) ** 2
+    c = torch.tensor([[1.0, rho], [rho, 1.0]], dtype=torch.float64)
+    smoothed = c + a2 * torch.eye(2, dtype=torch.float64)
+    joint = -math.log(2 * math.pi) - 0.5 * torch.logdet(smoothed) - 0.5 * torch.trace(torch.linalg.solve(smoothed, c))
+    marginals = 2 * (-0.5 * math.log(2 * math.pi * 2) - 0.25)
+    return float(joint) - marginals
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.6, 0.9])
+def test_klm_matches_the_analytic_total_correlation_within_its_smoothing_bias(rho):
+    """KLM = TC + the smoothing bias (analytic, 0.19 nats at rho = 0, 0.06 at 0.9) + the self-pair's share."""
+    truth = -0.5 * math.log(1 - rho**2)
+    limit = _smoothed_total_correlation(rho)
+    got = _klm(rho)
+    assert got == pytest.approx(limit, abs=0.07)  # the rest: the kept self-pair (positive) and sampling
+    assert truth <= got <= limit + 0.07
+
+
+def test_klm_of_independent_latents_is_only_its_bias_and_shrinks_to_it_with_the_batch():
+    small, large = _klm(0.0, batch=128), _klm(0.0, batch=1024, seeds=2)
+    assert large < small  # the self-pair's share falls as 1/B
+    assert large == pytest.approx(_smoothed_total_correlation(0.0, 1024), abs=0.05)
+
+
+def test_klm_grows_with_dependence():
+    assert _klm(0.0) < _klm(0.6) < _klm(0.9)
+
+
+def test_klm_bandwidths_come_from_the_continuous_latent():
+    torch.manual_seed(0)
+    z = torch.randn(64, 3)
+    assert not torch.isclose(kernel_multiinformation(z, 10 * z), kernel_multiinformation(z))
+
+
+def _nhp(f, d: int = 2, batch: int = 4096) -> float:
+    torch.manual_seed(0)
+    z = torch.randn(batch, d, dtype=torch.float64)
+    return float(normalized_hessian_penalty(lambda u: [f(u)], z))
+
+
+def test_nhp_is_zero_for_an_additive_decoder():
+    assert _nhp(lambda z: torch.stack([torch.sin(z[:, 0]) + z[:, 1] ** 2, torch.exp(z[:, 0]) - z[:, 1] ** 3], 1)) \
+        < 1e-12
+
+
+def test_nhp_of_a_bilinear_decoder_is_its_analytic_off_diagonal_fraction():
+    # f = z1 z2: all of the Hessian's energy is off the diagonal.
+    assert _nhp(lambda z: (z[:, 0] * z[:, 1])[:, None]) == pytest.approx(1.0, abs=0.05)
+    # f = z1 z2 + c z1^2, std-normalized H = [[2c s1^2, s1 s2], [s1 s2, 0]]: fraction 2 h^2 / (2 h^2 + (2c s1^2)^2)
+    torch.manual_seed(0)
+    z = torch.randn(4096, 2, dtype=torch.float64) * torch.tensor([1.0, 2.0], dtype=torch.float64)
+    s1, s2 = z.std(0, unbiased=False).tolist()
+    c = 0.5
+    got = float(normalized_hessian_penalty(lambda u: [(u[:, 0] * u[:, 1] + c * u[:, 0] ** 2)[:, None]], z))
+    h = s1 * s2
+    assert got == pytest.approx(2 * h**2 / (2 * h**2 + (2 * c * s1**2) ** 2), abs=0.05)
+
+
+def test_nhp_sums_over_layers():
+    one = _nhp(lambda z: (z[:, 0] * z[:, 1])[:, None])
+    torch.manual_seed(0)
+    z = torch.randn(4096, 2, dtype=torch.float64)
+    two = float(normalized_hessian_penalty(lambda u: [(u[:, 0] * u[:, 1])[:, None], u[:, :1] ** 2], z))
+    assert two == pytest.approx(one, abs=1e-9)
+
+
+def test_tripod_registers_its_legs_and_ablations():
+    assert build_model("tripod", TINY_PARTS, 4).weights == {"bce": 1.0, "klm": 1e-4, "nhp": 1e-2}
+    assert build_model("tripod_no_klm", TINY_PARTS, 4).weights == {"bce": 1.0, "nhp": 1e-2}
+    assert build_model("tripod_no_nhp", TINY_PARTS, 4).weights == {"bce": 1.0, "klm": 1e-4}
+    assert not build_model("tripod_no_fsq", TINY_PARTS, 4).discrete_latents
+    assert isinstance(build_model("tripod", TINY_PARTS, 4).latent, FiniteScalarQuantizer)
+    spec = get_spec("tripod")
+    assert spec.weight_decay == 0.0 and spec.train == {"lr": 2e-4, "batch_size": 64}
+
+
+def test_klm_and_nhp_compose_with_any_autoencoder_and_cost_nothing_when_off():
+    plain = build_model("qlae", TINY_PARTS, 4)
+    assert "klm" not in plain.weights and set(plain.loss(tiny_images(8))[1]) == {"bce", "quantization",
+                                                                                  "commitment", "loss"}
+    model = build_model("qlae", TINY_PARTS, 4, klm=1e-4, nhp=1e-2)
+    assert model.weights["klm"] == 1e-4 and model.weights["nhp"] == 1e-2
+    loss, terms = model.loss(tiny_images(8))
+    assert {"klm", "nhp"} <= set(terms) and torch.isfinite(loss)
+    loss.backward()
+    assert all(p.grad is not None for p in model.decoder.parameters() if p.requires_grad)
+    with pytest.raises(TypeError, match="klm"):
+        build_model("infowgan_gp", TINY_PARTS, 4, klm=1.0)
