@@ -149,3 +149,12 @@ def test_klm_and_nhp_compose_with_any_autoencoder_and_cost_nothing_when_off():
     assert all(p.grad is not None for p in model.decoder.parameters() if p.requires_grad)
     with pytest.raises(TypeError, match="klm"):
         build_model("infowgan_gp", TINY_PARTS, 4, klm=1.0)
+
+
+def test_nhp_in_evaluation_leaves_the_training_rng_alone_and_is_repeatable():
+    model = build_model("tripod", TINY_PARTS, 4).eval()
+    x = tiny_images(8)
+    state = torch.get_rng_state()
+    with torch.no_grad():
+        a, b = model.eval_terms(x, model(x))["nhp"], model.eval_terms(x, model(x))["nhp"]
+    assert torch.equal(torch.get_rng_state(), state) and torch.equal(a, b)

@@ -22,6 +22,7 @@ from .base import LatentModel, Reconstruction, bce_per_pixel, weighted_sum
 from .optim import make_optimizer, step_on
 
 COMPOSABLE_TERMS = ("klm", "nhp")
+EVAL_SEED = 0
 
 
 class Autoencoder(LatentModel):
@@ -56,7 +57,10 @@ class Autoencoder(LatentModel):
         if self.weights.get("klm"):
             terms["klm"] = kernel_multiinformation(out.latent.z_hat, out.latent.continuous)
         if self.weights.get("nhp"):
-            terms["nhp"] = normalized_hessian_penalty(self.hessian_layers, out.latent.z_hat)
+            # An evaluation draws its own fixed directions: it must not move the training's RNG, or a run
+            # resumed past an evaluation would draw other directions than the uninterrupted run.
+            generator = None if self.training else torch.Generator().manual_seed(EVAL_SEED)
+            terms["nhp"] = normalized_hessian_penalty(self.hessian_layers, out.latent.z_hat, generator=generator)
         return terms
 
     def hessian_layers(self, z: Tensor) -> Sequence[Tensor]:

@@ -20,21 +20,25 @@ RATIO_FLOOR = 1e-10
 
 
 def normalized_hessian_penalty(layers: Callable[[Tensor], Sequence[Tensor]], z: Tensor, *, epsilon: float = EPSILON,
-                               num_perturbations: int = NUM_PERTURBATIONS) -> Tensor:
+                               num_perturbations: int = NUM_PERTURBATIONS, generator: torch.Generator | None = None
+                               ) -> Tensor:
     """Sum over the layers that ``layers(z)`` returns of mean(off-diagonal energy) / (mean(total) + 1e-10).
 
     ``layers`` maps (N, d) latents to a list of activations (N, ...), the same layers every call; it is
     called once, on z and all 4 * num_perturbations perturbed copies stacked, so the extra cost is one
     batched pass of (1 + 4k) B latents. Variances are over the k draws per example (ddof 0), per
-    activation element, then averaged over elements and examples. Directions use torch's global RNG, as the
-    VAE's sampling does, so a resumed run draws the same ones.
+    activation element, then averaged over elements and examples. Directions come from ``generator`` (a CPU
+    one; drawn there and moved) or else torch's global RNG, as the VAE's sampling, so a resumed run draws the
+    same ones.
     """
     if z.ndim != 2:
         raise ValueError(f"expected latents of shape (batch, dims), got {tuple(z.shape)}")
     batch, k = z.shape[0], num_perturbations
     s = z.detach().std(dim=0, unbiased=False)
-    rademacher = torch.randint(0, 2, (k, batch, z.shape[1]), device=z.device, dtype=z.dtype) * 2 - 1
-    gaussian = torch.randn(k, batch, z.shape[1], device=z.device, dtype=z.dtype)
+    shape, device = (k, batch, z.shape[1]), "cpu" if generator is not None else z.device
+    rademacher = torch.randint(0, 2, shape, generator=generator, device=device, dtype=z.dtype) * 2 - 1
+    gaussian = torch.randn(shape, generator=generator, device=device, dtype=z.dtype)
+    rademacher, gaussian = rademacher.to(z.device), gaussian.to(z.device)
     v = epsilon * torch.cat([rademacher, gaussian]) * s  # (2k, B, d)
     stacked = torch.cat([z, (z + v).flatten(0, 1), (z - v).flatten(0, 1)])
     total = z.new_zeros(())
