@@ -183,7 +183,7 @@ def build_model(name: str, parts: ModelParts, num_latents: int, *, encoder: nn.M
         raise TypeError(f"model {name!r} takes no hyperparameters {sorted(unknown)}; it takes "
                         f"{', '.join(spec.hyperparameters) or 'none'}")
     chosen = {**spec.defaults(), **hyperparameters, **spec.fixed}
-    terms = {term: chosen.pop(term) for term in COMPOSABLE_TERMS if term in chosen and spec.family == "autoencoder"}
+    terms = {term: chosen.pop(term) for term in COMPOSABLE_TERMS if term in chosen}  # only the AE family has them
     model = spec.build(parts, num_latents, **chosen)
     if any(terms.values()):
         if not isinstance(model, Autoencoder):
