@@ -3,6 +3,7 @@ correlated Gaussians (analytic total correlation), NHP on additive and bilinear 
 and the composable terms on other autoencoders."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -158,3 +159,23 @@ def test_nhp_in_evaluation_leaves_the_training_rng_alone_and_is_repeatable():
     with torch.no_grad():
         a, b = model.eval_terms(x, model(x))["nhp"], model.eval_terms(x, model(x))["nhp"]
     assert torch.equal(torch.get_rng_state(), state) and torch.equal(a, b)
+
+
+def test_tripods_own_networks_train_and_penalise_its_layers():
+    torch.manual_seed(0)
+    parts = replace(TINY_PARTS, image_size=32)  # four halvings: 2x2 at the bottom (instance norm needs > 1x1)
+    model = build_model("tripod", parts, 4, residual=True)
+    assert type(model.encoder).__name__ == "ResidualEncoder" and type(model.decoder).__name__ == "FiLMDecoder"
+    z = torch.zeros(2, 4)
+    assert model.decode(z).shape == (2, 3, 32, 32)
+    # the conditioning vector and the first three stages' outputs, as Tripod's cond, block0..2 (not the logits)
+    assert [tuple(a.shape[1:]) for a in model.decoder.hessian_layers(z)] == [(256,), (64, 4, 4), (32, 8, 8),
+                                                                             (16, 16, 16)]
+    x = torch.nn.functional.interpolate(tiny_images(8), scale_factor=2, mode="bilinear")
+    assert torch.isfinite(model.loss(x)[1]["nhp"])
+    model = build_model("tripod_no_nhp", parts, 4, residual=True)  # training without NHP's 9x pass: cheap
+    opts = model.configure_optimizers(lr=3e-3, weight_decay=0.0)
+    rng = torch.Generator()
+    logs = [model.train_step(x, s, opts, clip=1.0, rng=rng) for s in range(15)]
+    assert all(torch.isfinite(v) for log in logs for v in log.values())
+    assert float(logs[-1]["bce"]) < float(logs[0]["bce"]) - 0.02

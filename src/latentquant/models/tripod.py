@@ -4,22 +4,32 @@ Loss = BCE + lambda_KLM * KLM + lambda_NHP * NHP on an FSQ latent (12 levels per
 without weight decay, batch 64, element-wise gradient clip 1. Its legs are the FSQ latent
 (modules.quantizers.FiniteScalarQuantizer) and the two composable terms `klm` and `nhp` of every
 autoencoder (models.autoencoder), so an ablation is a default changed. Defaults are the authors' Shapes3D
-weights; the other datasets' are presets. Our encoder/decoder stand in for Tripod's residual encoder and
-FiLM decoder.
+weights; the other datasets' are presets. By default Tripod runs on the QLAE networks that every model here
+shares; `model.residual=true` gives it Tripod's own residual encoder and FiLM decoder (modules.residual), at
+a base width of `model.widths[0]` (32 at the paper preset, as Tripod).
 """
 
 from __future__ import annotations
 
 from ..modules.latents import ContinuousLatent
 from ..modules.quantizers import FiniteScalarQuantizer
+from ..modules.residual import FiLMDecoder, ResidualEncoder
 from .autoencoder import Autoencoder
 from .registry import ModelParts, register
 
 
-def build_tripod(parts: ModelParts, num_latents: int, *, num_values: int = 12, quantize: bool = True
-                 ) -> Autoencoder:
+def build_tripod(parts: ModelParts, num_latents: int, *, num_values: int = 12, quantize: bool = True,
+                 residual: bool = False) -> Autoencoder:
     latent = FiniteScalarQuantizer(num_latents, num_values) if quantize else ContinuousLatent(num_latents)
-    return Autoencoder(parts.encoder(latent.num_inputs), latent, parts.decoder(num_latents), {"bce": 1.0})
+    encoder, decoder = parts.encoder(latent.num_inputs), parts.decoder(num_latents)
+    if residual:  # your own networks, when given, still win
+        base = parts.stack.widths[0]
+        if parts.user_encoder is None:
+            encoder = ResidualEncoder(latent.num_inputs, in_channels=parts.in_channels, image_size=parts.image_size,
+                                      base=base)
+        if parts.user_decoder is None:
+            decoder = FiLMDecoder(num_latents, out_channels=parts.in_channels, image_size=parts.image_size, base=base)
+    return Autoencoder(encoder, latent, decoder, {"bce": 1.0})
 
 
 _TRAIN = dict(lr=2e-4, batch_size=64)
