@@ -179,3 +179,14 @@ def test_tripods_own_networks_train_and_penalise_its_layers():
     logs = [model.train_step(x, s, opts, clip=1.0, rng=rng) for s in range(15)]
     assert all(torch.isfinite(v) for log in logs for v in log.values())
     assert float(logs[-1]["bce"]) < float(logs[0]["bce"]) - 0.02
+
+
+def test_the_terms_are_config_keys_of_every_autoencoder_and_reach_the_built_model():
+    from latentquant import config
+
+    cfg = config.resolve(["model=qlae", "model.klm=1e-4", "model.nhp=1e-2"])
+    assert (cfg.model.klm, cfg.model.nhp) == (1e-4, 1e-2)
+    assert config.resolve(["model=beta_vae"]).model.nhp == 0.0
+    assert config.resolve(["model=tripod", "data.name=mpi3d"]).model.klm == 1e-8  # the per-dataset preset
+    with pytest.raises(ValueError, match="klm"):
+        config.resolve(["model=infowgan_gp", "model.klm=1"])  # a GAN's objective is not an Autoencoder's
