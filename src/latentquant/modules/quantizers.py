@@ -102,7 +102,8 @@ class ScalarQuantizer(nn.Module):
             "commitment": (z - q.detach()).square().mean(),
         }
         z_hat = z + (q - z).detach()
-        return LatentOutput(z_hat=z_hat, representation=q.detach(), losses=losses, indices=indices)
+        # `continuous`: KLM takes its bandwidths from the unquantized encodings, as Tripod does from FSQ's z_c.
+        return LatentOutput(z_hat=z_hat, representation=q.detach(), losses=losses, indices=indices, continuous=z)
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
         """Prior sample: a uniformly chosen value of every dimension's codebook (gradient reaches it)."""
