@@ -3,7 +3,9 @@
 A model is a builder `build(parts, num_latents, *, <hyperparameters>) -> LatentModel`. Its keyword-only
 parameters are the model's hyperparameters (the schema `model.*` keys are checked against) and their
 defaults; `register` may override defaults per variant (the QLAE ablations) or fix a parameter so that it is
-not a key at all (`quantized` of the GANs). tests/test_registry.py runs one suite over `list_models()`, so a
+not a key at all (`quantized` of the GANs). Every autoencoder-family model also takes the composable batch
+terms `klm` and `nhp` (weights, default 0 = off; Autoencoder.add_terms), which its builder never sees and a
+variant may default (Tripod). tests/test_registry.py runs one suite over `list_models()`, so a
 model is tested the moment it is registered.
 """
 
@@ -18,6 +20,7 @@ import torch
 from torch import nn
 
 from ..modules.networks import PAPER_STACK, ConvStack, CriticEncoder, ImageEncoder, StyleDecoder
+from .autoencoder import COMPOSABLE_TERMS, Autoencoder
 from .base import LatentModel
 
 
@@ -140,8 +143,13 @@ def register(name: str, build: Callable[..., LatentModel], *, family: Literal["a
     if name in MODELS:
         raise ValueError(f"model {name!r} is registered twice")
     fixed = dict(fixed or {})
-    spec = ModelSpec(name, build, family, float(weight_decay), _schema(build, defaults, fixed), fixed,
-                     dict(train or {}))
+    composable = {term: float(defaults.pop(term, 0.0)) for term in COMPOSABLE_TERMS} if family == "autoencoder" else {}
+    schema = _schema(build, defaults, fixed)
+    clash = set(composable) & set(schema)
+    if clash:
+        raise TypeError(f"{build.__name__} takes {sorted(clash)}, the names of the composable terms")
+    schema.update({term: Hyperparameter(term, float, weight) for term, weight in composable.items()})
+    spec = ModelSpec(name, build, family, float(weight_decay), schema, fixed, dict(train or {}))
     MODELS[name] = spec
     return spec
 
@@ -174,4 +182,11 @@ def build_model(name: str, parts: ModelParts, num_latents: int, *, encoder: nn.M
     if unknown:
         raise TypeError(f"model {name!r} takes no hyperparameters {sorted(unknown)}; it takes "
                         f"{', '.join(spec.hyperparameters) or 'none'}")
-    return spec.build(parts, num_latents, **{**spec.defaults(), **hyperparameters, **spec.fixed})
+    chosen = {**spec.defaults(), **hyperparameters, **spec.fixed}
+    terms = {term: chosen.pop(term) for term in COMPOSABLE_TERMS if term in chosen}  # only the AE family has them
+    model = spec.build(parts, num_latents, **chosen)
+    if any(terms.values()):
+        if not isinstance(model, Autoencoder):
+            raise TypeError(f"model {name!r} is not an Autoencoder, so it cannot take the terms {sorted(terms)}")
+        model.add_terms(**terms)
+    return model

@@ -24,7 +24,8 @@ class LatentOutput:
     ``z_hat`` goes to the decoder; ``representation`` is what the metrics see; ``losses`` are the
     unweighted latent-specific terms that the objective weights (e.g. quantization, commitment).
     ``indices`` are a quantized latent's codebook indices; ``scale`` is a Gaussian posterior's standard
-    deviation, for protocols that score a sample of the posterior instead of its mean.
+    deviation, for protocols that score a sample of the posterior instead of its mean. ``continuous`` is a
+    quantizer's pre-rounding latent (FSQ's post-tanh z_c): KLM takes its bandwidths from it.
     """
 
     z_hat: Tensor
@@ -32,6 +33,7 @@ class LatentOutput:
     losses: dict[str, Tensor]
     indices: Tensor | None = None
     scale: Tensor | None = None
+    continuous: Tensor | None = None
 
 
 @runtime_checkable

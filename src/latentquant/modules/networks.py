@@ -172,6 +172,9 @@ class StyleDecoder(nn.Module):
             c = w
         self.blocks = nn.ModuleList(blocks)
         self.out = nn.Conv2d(c, out_channels, 3, 1, padding=1, bias=False)
+        # Where each upsampling stage ends, the last one left out: it only feeds the output conv, as Tripod's
+        # last stage feeds its logits, which its Hessian penalty excludes.
+        self.stage_ends = [i for i, s in enumerate(strides) if s > 1][:-1]
 
     def forward(self, z: Tensor) -> Tensor:
         w = self.mapping(z)
@@ -179,6 +182,18 @@ class StyleDecoder(nn.Module):
         for block in self.blocks:
             h = block(h, w)
         return self.out(h)
+
+    def hessian_layers(self, z: Tensor) -> list[Tensor]:
+        """NHP's layers: the mapping output w (Tripod's conditioning vector) and every stage's output but the
+        last's (at 64x64: 8x8, 16x16, 32x32, the sizes of Tripod's penalised blocks); runs only that far."""
+        w = self.mapping(z)
+        h = self.constant.expand(z.shape[0], -1, -1, -1)
+        layers = [w]
+        for i, block in enumerate(self.blocks[: self.stage_ends[-1] + 1] if self.stage_ends else []):
+            h = block(h, w)
+            if i in self.stage_ends:
+                layers.append(h)
+        return layers
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -104,7 +104,8 @@ class ScalarQuantizer(nn.Module):
             "commitment": (z - q.detach()).square().mean(),
         }
         z_hat = z + (q - z).detach()
-        return LatentOutput(z_hat=z_hat, representation=q.detach(), losses=losses, indices=indices)
+        # `continuous`: KLM takes its bandwidths from the unquantized encodings, as Tripod does from FSQ's z_c.
+        return LatentOutput(z_hat=z_hat, representation=q.detach(), losses=losses, indices=indices, continuous=z)
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
         """Prior sample: a uniformly chosen value of every dimension's codebook (gradient reaches it)."""
@@ -241,3 +242,53 @@ class GumbelScalarQuantizer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_latents={self.num_latents}, num_values={self.num_values} (one global codebook)"
+
+
+class FiniteScalarQuantizer(nn.Module):
+    """Tripod's finite scalar quantization: z_c = tanh(e), rounded on a fixed grid of `num_values` levels.
+
+    z_c in [-1, 1] is scaled to [0, L-1], rounded with a straight-through estimator and mapped back, so the
+    levels are -1 + 2k/(L-1): with the default L = 12 that is +-0.091, +-0.273, ..., +-1 (no zero level).
+    No half-level offset in the bound, unlike Mentzer et al.'s FSQ: Tripod's code has none. No parameters and
+    no loss terms; ``continuous`` carries z_c for KLM's bandwidths. The metrics see the quantized values.
+    """
+
+    discrete = True
+
+    def __init__(self, num_latents: int, num_values: int = 12) -> None:
+        super().__init__()
+        if num_values < 2:
+            raise ValueError(f"FSQ needs at least 2 levels, got {num_values}")
+        self.num_latents = num_latents
+        self.num_values = int(num_values)
+
+    @property
+    def num_inputs(self) -> int:
+        return self.num_latents
+
+    def levels(self) -> Tensor:
+        """The L grid values, ascending."""
+        return torch.linspace(-1.0, 1.0, self.num_values)
+
+    def sweep(self, j: int, representations: np.ndarray, n: int) -> Tensor | None:
+        return self.levels()
+
+    def codebook_sizes(self) -> list[int] | None:
+        return [self.num_values] * self.num_latents
+
+    def codebook_values(self) -> list[Tensor] | None:
+        return [self.levels() for _ in range(self.num_latents)]
+
+    def forward(self, e: Tensor) -> LatentOutput:
+        if e.ndim != 2 or e.shape[1] != self.num_latents:
+            raise ValueError(f"expected encodings of shape (batch, {self.num_latents}), got {tuple(e.shape)}")
+        z_c = torch.tanh(e)
+        top = self.num_values - 1
+        scaled = (z_c + 1) * (top / 2)
+        rounded = torch.round(scaled)
+        indices = rounded.detach().long()
+        z_q = (scaled + (rounded - scaled).detach()) * (2 / top) - 1
+        return LatentOutput(z_hat=z_q, representation=z_q.detach(), losses={}, indices=indices, continuous=z_c)
+
+    def extra_repr(self) -> str:
+        return f"num_latents={self.num_latents}, num_values={self.num_values}"
