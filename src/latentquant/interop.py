@@ -49,12 +49,7 @@ def load_run(run_dir: str | os.PathLike, step: int | None = None, *, encoder: Ne
     A run trained with your own networks needs them again (`encoder=`, `decoder=`: modules of the same classes,
     or functions making them); their weights come from the checkpoint.
     """
-    run = RunDir(run_dir)
-    if not run.is_run():
-        raise UserError(f"{run.path} is not a run directory (no config.yaml)")
-    cfg = run.read_config()
-    data, model, meta = load_run_model(run.path, cfg, step, warn=lambda m: warnings.warn(m, stacklevel=3),
-                                       encoder=encoder, decoder=decoder)
+    run, cfg, data, model, meta = _open_run(run_dir, step, encoder, decoder)
     train_rows, eval_rows = data_split(len(data), cfg.data)
     return LoadedRun(run.path, cfg, model, data, int(meta["step"]), train_rows, eval_rows)
 
@@ -121,12 +116,7 @@ def encode_to_file(run_dir: str | os.PathLike, source: str, out: str | os.PathLi
         raise UserError(f"cannot write {target}: no folder {target.parent}")
     if batch_size is not None and batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
-    run = RunDir(run_dir)
-    if not run.is_run():
-        raise UserError(f"{run.path} is not a run directory (no config.yaml)")
-    cfg = run.read_config()
-    own, model, meta = load_run_model(run.path, cfg, step, warn=lambda m: warnings.warn(m, stacklevel=3),
-                                      encoder=encoder, decoder=decoder)
+    run, cfg, own, model, meta = _open_run(run_dir, step, encoder, decoder)
     data = _source_data(source, cfg, own, key, progress)
     arrays = encode_images(model, data.images, batch_size=batch_size or cfg.eval.batch_size, device=run_device(cfg))
     arrays["step"] = np.asarray(meta["step"])
@@ -138,3 +128,14 @@ def encode_to_file(run_dir: str | os.PathLike, source: str, out: str | os.PathLi
     with disk_errors(f"cannot write {target}"), atomic_write(target) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
     return target, arrays
+
+
+def _open_run(run_dir: str | os.PathLike, step: int | None, encoder: Network | None, decoder: Network | None
+              ) -> tuple[RunDir, Config, GroundTruthData, LatentModel, dict[str, Any]]:
+    run = RunDir(run_dir)
+    if not run.is_run():
+        raise UserError(f"{run.path} is not a run directory (no config.yaml)")
+    cfg = run.read_config()
+    data, model, meta = load_run_model(run.path, cfg, step, warn=lambda m: warnings.warn(m, stacklevel=4),
+                                       encoder=encoder, decoder=decoder)
+    return run, cfg, data, model, meta

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from .sampling import FactorSampler, latent_batch, require
+from .sampling import FactorSampler, latent_batch, require, traversable_factors
 
 
 def factored_components(
@@ -54,10 +54,7 @@ def factored_components(
                                ("global_subset_size", global_subset_size, 2)):
         if value < least:
             raise ValueError(f"{name} must be at least {least}, got {value}")
-    sizes = [int(s) for s in sampler.factor_sizes]
-    used = [k for k, s in enumerate(sizes) if s >= 2]
-    if not used:
-        raise ValueError(f"factored components need a factor with at least 2 values, got sizes {sizes}")
+    sizes, used = traversable_factors(sampler, "factored components")
     rng = np.random.RandomState(random_state)
 
     per_factor: dict[str, np.ndarray] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .sampling import FactorSampler, latent_batch, require
+from .sampling import FactorSampler, latent_batch, require, traversable_factors
 
 
 def flatness(sampler: FactorSampler, *, repeats: int = 1024, random_state: int | None = 0) -> dict:
@@ -32,10 +32,7 @@ def flatness(sampler: FactorSampler, *, repeats: int = 1024, random_state: int |
     require(sampler, ("factor_sizes", "traverse"), "flatness")
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
-    sizes = [int(s) for s in sampler.factor_sizes]
-    used = [k for k, s in enumerate(sizes) if s >= 2]
-    if not used:
-        raise ValueError(f"flatness needs a factor with at least 2 values, got sizes {sizes}")
+    sizes, used = traversable_factors(sampler, "flatness")
     rng = np.random.RandomState(random_state)
     width = {1: np.full(len(sizes), np.nan), 2: np.full(len(sizes), np.nan)}
     length = {1: np.full(len(sizes), np.nan), 2: np.full(len(sizes), np.nan)}

@@ -67,6 +67,16 @@ def require(sampler: object, methods: Sequence[str], metric: str) -> None:
                         f"{', '.join(missing)}")
 
 
+def traversable_factors(sampler: object, metric: str) -> tuple[list[int], list[int]]:
+    """(every factor's size, the factors with at least 2 values): a traversal along a 1-value factor is a point,
+    so metrics over traversals skip those, and need at least one of the others (``ValueError`` otherwise)."""
+    sizes = [int(s) for s in sampler.factor_sizes]  # type: ignore[attr-defined]
+    used = [k for k, s in enumerate(sizes) if s >= 2]
+    if not used:
+        raise ValueError(f"{metric} needs a factor with at least 2 values, got sizes {sizes}")
+    return sizes, used
+
+
 def latent_batch(values: object, name: str = "latents") -> np.ndarray:
     """A sampler's output as a finite float64 (n, D) array, or ``ValueError`` naming the problem."""
     return _inputs.as_matrix(values, name, "(n, D)").astype(np.float64)
