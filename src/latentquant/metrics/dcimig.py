@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _inputs, _mi
-from .mig import discretised_latents, mutual_info_matrix
+from . import _inputs
+from .mig import source_latent_mutual_info
 
 
 def dcimig(
@@ -26,16 +26,10 @@ def dcimig(
     Needs K >= 2 sources; raises ``ValueError`` for a constant source, non-finite values, mismatched or too
     few samples, or wrong dimensions.
     """
-    source_array, latent_array = _inputs.paired_arrays(sources, latents, "DCIMIG")
-    if source_array.shape[1] < 2:
-        raise ValueError(f"DCIMIG needs at least 2 sources (a gap between two), got {source_array.shape[1]}")
-    codes, n_classes = _inputs.encoded_sources(source_array, "DCIMIG (normalised by source entropy)")
-    latent_codes, n_codes = discretised_latents(latent_array, n_bins, discrete_latents)
-    entropy = np.array([_mi.plugin_entropy(codes[:, k], c) for k, c in enumerate(n_classes)])
-    mi = mutual_info_matrix(codes, n_classes, latent_codes, n_codes)
+    mi, entropy = source_latent_mutual_info(sources, latents, "DCIMIG", n_bins, discrete_latents)
 
     gaps = _inputs.top_two_gap(mi, axis=0)  # (D,)
     owner = mi.argmax(axis=0)  # ties credit the lower-numbered source, with a gap of 0
-    best = np.zeros(len(n_classes))
+    best = np.zeros(mi.shape[0])
     np.maximum.at(best, owner, gaps)
     return {"score": float(best.sum() / entropy.sum()), "per_source": best / entropy, "mutual_info": mi}

@@ -57,6 +57,20 @@ def mutual_info_matrix(
     return np.stack([_mi.plugin_mutual_info(codes[:, k], c, latent_codes, n_codes) for k, c in enumerate(n_classes)])
 
 
+def source_latent_mutual_info(
+    sources: np.ndarray, latents: np.ndarray, metric: str, n_bins: int, discrete_latents: bool | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(K, D) plug-in I(s_k; z_j) and (K,) H(s_k) in nats, latents discretised as MIG does, for the metrics that
+    take gaps over sources (MIG-sup, DCIMIG): they need K >= 2 (``ValueError`` naming ``metric`` otherwise)."""
+    source_array, latent_array = _inputs.paired_arrays(sources, latents, metric)
+    if source_array.shape[1] < 2:
+        raise ValueError(f"{metric} needs at least 2 sources (a gap between two), got {source_array.shape[1]}")
+    codes, n_classes = _inputs.encoded_sources(source_array, f"{metric} (normalised by source entropy)")
+    latent_codes, n_codes = discretised_latents(latent_array, n_bins, discrete_latents)
+    entropy = np.array([_mi.plugin_entropy(codes[:, k], c) for k, c in enumerate(n_classes)])
+    return mutual_info_matrix(codes, n_classes, latent_codes, n_codes), entropy
+
+
 def histogram_codes(values: np.ndarray, n_bins: int) -> tuple[np.ndarray, int]:
     """Bin index 0..n_bins-1 of each value in ``n_bins`` equal-width bins over the column's range.
 

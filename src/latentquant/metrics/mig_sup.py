@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _inputs, _mi
-from .mig import discretised_latents, mutual_info_matrix
+from . import _inputs
+from .mig import source_latent_mutual_info
 
 
 def mig_sup(
@@ -23,11 +23,6 @@ def mig_sup(
     discrete ones); I and H are plug-in estimates in nats. Needs K >= 2 sources; raises ``ValueError`` for a
     constant source, non-finite values, mismatched or too few samples, or wrong dimensions.
     """
-    source_array, latent_array = _inputs.paired_arrays(sources, latents, "MIG-sup")
-    if source_array.shape[1] < 2:
-        raise ValueError(f"MIG-sup needs at least 2 sources (a gap between two), got {source_array.shape[1]}")
-    codes, n_classes = _inputs.encoded_sources(source_array, "MIG-sup (normalised by source entropy)")
-    latent_codes, n_codes = discretised_latents(latent_array, n_bins, discrete_latents)
-    entropy = np.array([_mi.plugin_entropy(codes[:, k], c) for k, c in enumerate(n_classes)])
-    nmi = mutual_info_matrix(codes, n_classes, latent_codes, n_codes) / entropy[:, None]
+    mi, entropy = source_latent_mutual_info(sources, latents, "MIG-sup", n_bins, discrete_latents)
+    nmi = mi / entropy[:, None]
     return float(_inputs.top_two_gap(nmi, axis=0).mean())
