@@ -1,3 +1,7 @@
+import re
+import subprocess
+import sys
+
 import pytest
 
 from latentquant import config
@@ -86,3 +90,18 @@ def test_gans_get_their_step_budget_at_the_cpu_scale_only():
     assert gan.train.steps == 3 * ae.train.steps and gan.train.lr == 2e-4 and gan.train.batch_size == 64
     assert config.resolve(["model=infowgan_gp", "preset=paper"]).train.steps == 200_000
     assert config.resolve(["model=infowgan_gp", "train.steps=10"]).train.steps == 10
+
+
+def test_train_help_lists_every_shared_key_with_the_default_runs_value_without_importing_torch():
+    code = ("import sys, contextlib, io\nfrom latentquant import cli\nout = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
+            "    cli.main(['train', '--help'])\nprint(out.getvalue())\nprint('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    text, torch_loaded = proc.stdout.rsplit("\n", 2)[0], proc.stdout.split()[-1]
+    assert torch_loaded == "False"
+    cfg = config.resolve([])
+    listed = dict(re.findall(r"^  ([a-z_]+(?:\.[a-z_]+)?)\s+(\S.*)$", text, flags=re.MULTILINE))
+    assert listed["train.steps"] == str(cfg.train.steps) and listed["data.image_size"] == str(cfg.data.image_size)
+    for key in config.flatten(config.to_dict(config.Config())):
+        if not key.startswith(("model.hyper", "changes")) and key.count(".") <= 1:
+            assert key in listed, key

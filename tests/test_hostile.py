@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -226,6 +227,17 @@ def test_bad_newest_checkpoint_with_a_good_older_one_evaluates_the_older(run):
     proc = run_cli("eval", str(run), "--factorvae-votes", "0", "--dci-predictor", "forest", cwd=run.parent)
     assert proc.returncode == 0, proc.stderr
     assert f"step_{STEPS}.safetensors" in proc.stderr and "step 3" in proc.stdout
+
+
+def test_eval_shows_each_stage_with_its_time(run):
+    # It printed nothing for minutes of DCI trees; now every stage has a line of its own, warnings included.
+    proc = run_cli("eval", str(run), "--factorvae-votes", "20", "--dci-predictor", "forest", cwd=run.parent)
+    assert proc.returncode == 0, proc.stderr
+    names = re.findall(r"^eval: (.+?) \.\.\. \d+\.\d s$", proc.stderr, flags=re.MULTILINE)
+    assert names[0].startswith("encoding ") and names[1] == "InfoMEC", proc.stderr
+    assert {"DCI (forest)", "FactorVAE score (20 votes)"} <= set(names), proc.stderr
+    assert all(line.startswith(("eval: ", "latentquant: warning: ")) for line in proc.stderr.splitlines()
+               if line.strip()), proc.stderr
 
 
 # --- two writers, signals ---------------------------------------------------------------------------------------

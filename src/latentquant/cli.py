@@ -46,9 +46,15 @@ def _eval(args: argparse.Namespace) -> int:
         if not sep or key != "step" or not value.isdigit():
             raise UserError(f"expected step=N, got {arg!r}")
         overrides["step"] = int(value)
-    metrics, out_dir = evaluate_run(args.run_dir, step=overrides.get("step"), dci_predictor=args.dci_predictor,
-                                    factorvae_votes=args.factorvae_votes, on_warning=_warn, protocol=args.protocol,
-                                    nmi_floor=args.nmi_floor)
+    clock = StageClock(sys.stderr)
+    try:
+        metrics, out_dir = evaluate_run(args.run_dir, step=overrides.get("step"), dci_predictor=args.dci_predictor,
+                                        factorvae_votes=args.factorvae_votes, on_warning=clock.warn,
+                                        protocol=args.protocol, nmi_floor=args.nmi_floor, progress=clock)
+    except BaseException:
+        clock.end(failed=True)
+        raise
+    clock.end()
     print(f"wrote {out_dir}")
     width = max(map(len, metrics))
     for key, value in metrics.items():
@@ -59,6 +65,33 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _warn(message: str) -> None:
     print(f"latentquant: warning: {message}", file=sys.stderr)
+
+
+class StageClock:
+    """Shows each stage of a long evaluation as it starts and its time when it ends, one line per stage:
+    `latentquant eval` runs minutes of metrics, and a silent terminal reads as a hang."""
+
+    def __init__(self, stream) -> None:
+        import time
+
+        self.stream, self.clock = stream, time.perf_counter
+        self.started: float | None = None
+
+    def __call__(self, name: str) -> None:
+        self.end()
+        self.stream.write(f"eval: {name} ... ")
+        self.stream.flush()
+        self.started = self.clock()
+
+    def end(self, failed: bool = False) -> None:
+        if self.started is not None:
+            self.stream.write("failed\n" if failed else f"{self.clock() - self.started:.1f} s\n")
+            self.stream.flush()
+            self.started = None
+
+    def warn(self, message: str) -> None:
+        self.end()  # a warning on its own line, not inside a stage's
+        _warn(message)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -316,6 +349,12 @@ def _add_protocol_options(parser: argparse.ArgumentParser, default: str) -> None
                         help="none (default) or permutation: InfoMEC's significance floor for lines of noise")
 
 
+def _keys_help() -> str:
+    from .config import keys_help  # dataclasses and YAML only: no torch on `--help`
+
+    return keys_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latentquant", description="Disentanglement via latent quantization: train, evaluate, measure."
@@ -326,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a model (default: QLAE on the Shapes3D look-alike, CPU preset)",
         description="Train a model. Arguments are key=value overrides, e.g. model=ae seed=2 train.steps=500 "
         "preset=paper data.path=~/data/3dshapes.h5; resume=<run dir> continues a killed run.",
+        epilog=_keys_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("overrides", nargs="*", metavar="key=value")
     train.set_defaults(func=_train)

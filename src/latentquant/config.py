@@ -136,6 +136,28 @@ def _read_preset(name: str) -> dict[str, Any] | None:
     return yaml.safe_load(ref.read_text()) or {}
 
 
+def keys_help(preset: str = "cpu") -> str:
+    """Every shared config key with its value under ``preset`` (the dataclass default where the preset is silent):
+    what `latentquant train --help` lists. Reads no model registry, so `--help` stays fast (no torch import)."""
+    values = _flatten(to_dict(Config()))
+    values.pop("model.hyper", None)
+    values.pop("changes", None)
+    values.update(_flatten(_read_preset(preset) or {}))
+    width = max(map(len, values))
+    lines = [f"config keys (key=value), with the values `latentquant train` uses (preset={preset}):"]
+    for key, value in values.items():
+        shown = "null" if value is None else yaml.safe_dump(value, default_flow_style=True).removesuffix("...\n")
+        lines.append(f"  {key:<{width}}  {shown.strip()}")
+    lines += [
+        f"  {'model.<key>':<{width}}  the chosen model's own hyperparameters, filled from its registered",
+        f"  {'':<{width}}  defaults and per-dataset presets; a wrong key names the keys it takes (docs/models.md)",
+        "",
+        "model=<name> and data=<name> are short for model.name and data.name; preset=paper gives the paper's scale.",
+        "Presets: src/latentquant/presets/ (cpu.yaml, paper.yaml and the tuned <model>-<dataset>.yaml files).",
+    ]
+    return "\n".join(lines)
+
+
 def parse_overrides(args: list[str]) -> dict[str, Any]:
     """`key=value` strings -> {dotted key: YAML-parsed value}."""
     out: dict[str, Any] = {}

@@ -182,24 +182,27 @@ def suite_metrics(model: LatentModel, data: GroundTruthData, reps: np.ndarray, s
                   batch_size: int, device: torch.device | str, dci_predictor: str | None = None,
                   factorvae_votes: int = 10_000, on_warning: Callable[[str], None] | None = None,
                   protocol: str | Protocol = "qlae", nmi_floor: str = "none", seed: int = 0,
-                  nmi: np.ndarray | None = None) -> dict[str, Any]:
+                  nmi: np.ndarray | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Every other metric of the suite under ``protocol``: DCI, MIG, SAP, DCI-ES and the FactorVAE score.
 
     The array metrics see ``reps`` and ``sources`` (the evaluation set) under protocols that split the given
     set, and a fresh draw of the whole dataset (uniform, with replacement, from ``seed``) under those that
     draw fresh samples; InfoMEC is then measured on that draw too and returned beside the rest. The
     FactorVAE score always draws fresh samples, encoded by the model. ``nmi`` (K, D), the evaluation set's
-    InfoMEC NMI, lets the score warn when its pruning drops an informative latent.
+    InfoMEC NMI, lets the score warn when its pruning drops an informative latent. ``progress`` is called with
+    each stage's name as it starts.
     """
     chosen = get_protocol(protocol)
     fresh = chosen.sampling == "fresh"
+    stage = progress or (lambda name: None)
     with _recorded_warnings(on_warning):
         if fresh:
+            stage(f"encoding a fresh draw of {sum(chosen.fresh_split):,} images")
             rows = np.random.default_rng(seed).integers(len(data), size=sum(chosen.fresh_split))
             reps, _, _ = encode_dataset(model, data, rows, batch_size, device, protocol=chosen, seed=seed)
             sources = data.values(rows)
         scores = array_metrics(sources, reps, discrete_latents=model.discrete_latents, dci_predictor=dci_predictor,
-                               protocol=chosen, nmi_floor=nmi_floor, fresh=fresh)
+                               protocol=chosen, nmi_floor=nmi_floor, fresh=fresh, progress=progress)
         scores = {k: v for k, v in scores.items() if fresh or k in ("infom_gap", "infoc_gap")
                   or not k.startswith("info")}
         scores.pop("active_latents", None)
@@ -210,6 +213,7 @@ def suite_metrics(model: LatentModel, data: GroundTruthData, reps: np.ndarray, s
                 out = encode_images_raw(model, images, batch_size=batch_size, device=device)
                 return torch.cat([protocol_representation(o, chosen, generator) for o in out]).numpy()
 
+            stage(f"FactorVAE score ({factorvae_votes:,} votes)")
             sampler = DatasetSampler(data, encode)
             votes = max(factorvae_votes // 2, 1)
             result = factorvae_score(sampler, n_train=factorvae_votes, n_eval=votes,
@@ -249,16 +253,20 @@ class _recorded_warnings:
 
 def evaluate(model: LatentModel, data: GroundTruthData, indices: np.ndarray, cfg: EvalConfig, *, step: int,
              out_dir: Path | None, device: torch.device | str = "cpu", channels_last: bool = False,
-             suite: bool = False, on_warning: Callable[[str], None] | None = None) -> dict[str, Any]:
+             suite: bool = False, on_warning: Callable[[str], None] | None = None,
+             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """All metrics for the model on `data.images[indices]`; writes `metrics.json` and figures to out_dir.
 
     InfoMEC and PSNR always (they are what training logs); with `suite`, every other metric of the suite too.
-    The metrics' warnings go to `on_warning` once each (default: dropped).
+    The metrics' warnings go to `on_warning` once each (default: dropped); `progress` is called with each
+    stage's name as it starts (default: nothing is shown).
     """
     was_training = model.training
     model.eval()
+    stage = progress or (lambda name: None)
     try:
         protocol = get_protocol(cfg.protocol)
+        stage(f"encoding {len(indices):,} images")
         reps, psnrs, losses = encode_dataset(model, data, indices, cfg.batch_size, device, channels_last,
                                              protocol=protocol, seed=step)
         if not data.labelled:
@@ -266,10 +274,12 @@ def evaluate(model: LatentModel, data: GroundTruthData, indices: np.ndarray, cfg
             if out_dir is not None:
                 _write_metrics(out_dir, metrics, scores)
                 if cfg.figures:
+                    stage("figures")
                     write_figures(model, data, indices, reps, scores, out_dir, step=step, device=device,
                                   channels_last=channels_last, traversal_values=cfg.traversal_values)
             return metrics
         sources = data.values(indices)
+        stage("InfoMEC")
         with _recorded_warnings(on_warning):
             try:
                 scores = infomec(sources, reps, discrete_latents=model.discrete_latents,
@@ -298,10 +308,11 @@ def evaluate(model: LatentModel, data: GroundTruthData, indices: np.ndarray, cfg
             metrics.update(suite_metrics(model, data, reps, sources, batch_size=cfg.batch_size, device=device,
                                          dci_predictor=cfg.dci_predictor, factorvae_votes=cfg.factorvae_votes,
                                          on_warning=on_warning, protocol=protocol, nmi_floor=cfg.nmi_floor,
-                                         seed=step, nmi=scores["nmi"]))
+                                         seed=step, nmi=scores["nmi"], progress=progress))
         if out_dir is not None:
             _write_metrics(out_dir, metrics, scores)
             if cfg.figures:
+                stage("figures")
                 write_figures(model, data, indices, reps, scores, out_dir, step=step, device=device,
                               channels_last=channels_last, traversal_values=cfg.traversal_values)
     finally:
@@ -473,11 +484,11 @@ def data_split(n: int, cfg: DataConfig) -> tuple[np.ndarray | None, np.ndarray]:
 def evaluate_run(run_dir: str | Path, step: int | None = None, *, dci_predictor: str | None = None,
                  factorvae_votes: int = 10_000, on_warning: Callable[[str], None] | None = None,
                  protocol: str | None = None, nmi_floor: str | None = None, encoder: Any = None,
-                 decoder: Any = None) -> tuple[dict[str, Any], Path]:
+                 decoder: Any = None, progress: Callable[[str], None] | None = None) -> tuple[dict[str, Any], Path]:
     """Every metric and every figure for a saved checkpoint of a run (the latest intact one unless `step` is given),
     on its evaluation set; written to eval/step_N/. ``protocol``, ``nmi_floor`` and ``dci_predictor`` default
     to the run's ``eval.*`` settings (the DCI learner to the protocol's). ``encoder`` / ``decoder``: the run's own
-    networks, if it was trained with them."""
+    networks, if it was trained with them. ``progress`` is called with each stage's name as it starts."""
     from dataclasses import replace
 
     from .build import run_device
@@ -505,5 +516,6 @@ def evaluate_run(run_dir: str | Path, step: int | None = None, *, dci_predictor:
     out_dir = run.eval_dir(meta["step"])
     metrics = evaluate(model, data, data_split(len(data), cfg.data)[1], eval_cfg,
                        step=meta["step"], out_dir=out_dir, device=run_device(cfg),
-                       channels_last=cfg.train.channels_last, suite=True, on_warning=on_warning)
+                       channels_last=cfg.train.channels_last, suite=True, on_warning=on_warning,
+                       progress=progress)
     return metrics, out_dir

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Callable
 
 import numpy as np
 
@@ -36,6 +37,7 @@ def array_metrics(
     protocol: str | Protocol = DEFAULT_PROTOCOL,
     nmi_floor: NmiFloor = "none",
     fresh: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """InfoMEC (with gaps), DCI, MIG, SAP and DCI-ES explicitness/size under an evaluation ``protocol``, as floats.
 
@@ -45,7 +47,8 @@ def array_metrics(
     overrides its learner (with that learner's default split). ``fresh=True`` says the rows are the
     protocol's fresh draw (``fresh_split`` rows, fitting rows first): InfoMEC and MIG then see the fitting
     rows only and DCI splits exactly ``fresh_split``. ``discrete_latents`` is passed to InfoMEC and MIG
-    (``None``: follow the dtype); ``nmi_floor`` to InfoMEC.
+    (``None``: follow the dtype); ``nmi_floor`` to InfoMEC. ``progress`` is called with each metric's name
+    as it starts (DCI's trees can take minutes).
 
     Keys: ``infom``, ``infoe``, ``infoc``, ``infom_gap``, ``infoc_gap``, ``active_latents`` (a count),
     ``dci_d``, ``dci_c``, ``dci_i``, ``mig``, ``sap``, ``dci_es_explicitness``, ``dci_es_size``, ``mig_sup``,
@@ -56,6 +59,7 @@ def array_metrics(
     """
     chosen = get_protocol(protocol)
     sources, latents = _inputs.paired_arrays(sources, latents, "the metrics")
+    stage = progress or (lambda name: None)
     fitting = slice(None)
     split = chosen.dci_split
     if fresh:
@@ -66,17 +70,20 @@ def array_metrics(
         split = chosen.fresh_split if fresh else None
     if split is not None and sum(split) > len(sources):
         split = None  # too few rows for the protocol's sizes: DCI's own proportions
+    stage("InfoMEC")
     info = infomec(sources[fitting], latents[fitting], discrete_latents=discrete_latents,
                    activity=chosen.infomec_activity, n_neighbors=chosen.infomec_neighbors,
                    infoe_max_iter=chosen.infoe_max_iter, nmi_floor=nmi_floor)
     result = {key: info[key] for key in ("infom", "infoe", "infoc", "infom_gap", "infoc_gap")}
     result["active_latents"] = float(info["active_latents"].sum())
     n_train, n_test = split if split is not None else (None, None)
+    stage(f"DCI ({dci_predictor or chosen.dci_predictor})")
     disentanglement = dci(sources, latents, predictor=dci_predictor or chosen.dci_predictor, n_train=n_train,
                           n_test=n_test)
     result.update(dci_d=disentanglement["d"], dci_c=disentanglement["c"], dci_i=disentanglement["i"])
     several = np.shape(latents)[1] >= 2
     discrete = _inputs.resolve_discrete(np.asarray(latents), discrete_latents)
+    stage("MIG, SAP, DCI-ES")
     result["mig"] = float("nan")
     if several:
         warn_mig_binning(latents[fitting], discrete, chosen)
@@ -87,6 +94,7 @@ def array_metrics(
         else float("nan")
     explicitness = dci_es(sources, latents)
     result.update(dci_es_explicitness=explicitness["explicitness"], dci_es_size=explicitness["size"])
+    stage("MIG-sup, DCIMIG, Modularity, IRS, unsupervised")
     result.update(_literature_metrics(sources[fitting], latents[fitting], discrete_latents, chosen, several))
     return {key: float(value) for key, value in result.items()}
 
