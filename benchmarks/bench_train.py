@@ -3,7 +3,9 @@
 Measures, in one run on this machine: the paper architecture at batch 32 and 128, first as a plain eager
 PyTorch step (NCHW, default settings: the in-run baseline), then with latentquant's fast settings; and
 the CPU preset. Prints images/s, the ratio to the in-run baseline and to the authors' JAX implementation
-measured on the 2-core reference machine (6.9 images/s at batch 32, 5.7 at batch 128).
+measured on the 2-core reference machine (6.9 images/s at batch 32, 5.7 at batch 128), and each step's
+achieved GFLOP/s (the convolutions' and matrix products' FLOPs, forward and backward, as
+`torch.utils.flop_counter` counts them) next to a float32 matrix multiply measured first in the same run.
 
     python benchmarks/bench_train.py [--steps 4] [--batches 32,128] [--threads 0] [--no-compile] [--model qlae]
 
@@ -45,6 +47,31 @@ def make_step(parts: ModelParts, batch: int, *, channels_last: bool, compile_: b
     return step
 
 
+def matmul_gflops(repeats: int = 3) -> float:
+    """The best float32 square matrix multiply rate over a few sizes, with the current threads: the machine's
+    own ceiling for the step's convolutions and products."""
+    best = 0.0
+    for n in (512, 1024, 2048):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        a @ b
+        reps = max(2, int(2e10 / (2 * n**3)))
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(reps):
+                a @ b
+            best = max(best, 2 * n**3 * reps / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def step_flops(step) -> float:
+    """FLOPs of one training step (forward, backward), counted on one call."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return float(counter.get_total_flops())
+
+
 def images_per_second(step, batch: int, steps: int, warmup: int = 1) -> float:
     for _ in range(warmup):
         step()
@@ -64,32 +91,33 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
-    paper = ModelParts(image_size=64)
     variants = [("eager NCHW (baseline)", dict(channels_last=False, compile_=False, fused=False)),
                 ("channels_last + fused AdamW", dict(channels_last=True, compile_=False, fused=True))]
     if not args.no_compile:
         variants.append(("torch.compile + fused AdamW", dict(channels_last=False, compile_=True, fused=True)))
-    print(f"{'model':<12} {'batch':>5}  {'variant':<24} {'images/s':>9} {'vs baseline':>11} {'vs JAX ref':>10}")
-    for batch in [int(b) for b in args.batches.split(",")]:
+    matmul = matmul_gflops()
+    print(f"float32 matrix multiply: {matmul:.1f} GFLOP/s")
+    print(f"{'model':<12} {'batch':>5}  {'variant':<28} {'images/s':>9} {'vs baseline':>11} {'vs JAX ref':>10} "
+          f"{'GFLOP/s':>8} {'vs matmul':>9}")
+
+    def report(label: str, parts: ModelParts, batch: int, steps: int, jax: bool) -> None:
         base = None
         for name, kw in variants:
+            step = make_step(parts, batch, model_name=args.model, **kw)
             warmup = 2 if kw["compile_"] else 1  # compilation happens in the first steps, outside the timing
-            ips = images_per_second(make_step(paper, batch, model_name=args.model, **kw), batch, args.steps, warmup)
+            ips = images_per_second(step, batch, steps, warmup)
+            gflops = step_flops(step) * ips / batch / 1e9
             base = base or ips
-            ref = JAX_REFERENCE.get(batch) if args.model == "qlae" else None  # the reference ran QLAE
-            print(f"{args.model:<12} {batch:>5}  {name:<24} {ips:>9.1f} {ips / base:>10.2f}x "
-                  f"{(f'{ips / ref:.1f}x' if ref else '-'):>10}")
+            ref = JAX_REFERENCE.get(batch) if jax and args.model == "qlae" else None  # the reference ran QLAE
+            print(f"{label:<12} {batch:>5}  {name:<28} {ips:>9.1f} {ips / base:>10.2f}x "
+                  f"{(f'{ips / ref:.1f}x' if ref else '-'):>10} {gflops:>8.1f} {gflops / matmul:>8.0%}")
+
+    for batch in [int(b) for b in args.batches.split(",")]:
+        report(args.model, ModelParts(image_size=64), batch, args.steps, jax=True)
     cpu = config.resolve([])
     stack = repeating_stack(cpu.model.widths, cpu.model.blocks_per_stage)
     parts = ModelParts(image_size=cpu.data.image_size, stack=stack, dense=tuple(cpu.model.dense))
-    batch = cpu.train.batch_size
-    base = None
-    for name, kw in variants:
-        step = make_step(parts, batch, model_name=args.model, **kw)
-        ips = images_per_second(step, batch, args.steps * 8, 2 if kw["compile_"] else 1)
-        base = base or ips
-        print(f"{'cpu preset':<12} {batch:>5}  {name:<24} {ips:>9.1f} {ips / base:>10.2f}x {'-':>10}")
-
+    report("cpu preset", parts, cpu.train.batch_size, args.steps * 8, jax=False)
 
 if __name__ == "__main__":
     main()

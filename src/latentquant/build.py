@@ -6,7 +6,6 @@ build through here, so a run is rebuilt the way it was trained.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import torch
@@ -95,8 +94,13 @@ def make_model(cfg: Config, data: GroundTruthData, encoder: Network | None = Non
         raise UserError(f"cannot build {cfg.model.name}: {e}") from None
 
 
-def set_threads(n: int) -> None:
-    torch.set_num_threads(n or os.cpu_count() or 1)
+def set_threads(n: int) -> int:
+    """Use `n` torch threads (0: the free cores, threads.choose_threads); returns the number set."""
+    from .threads import choose_threads
+
+    chosen = choose_threads(n)
+    torch.set_num_threads(chosen)
+    return chosen
 
 
 def train_device(cfg: Config) -> torch.device:

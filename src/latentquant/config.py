@@ -79,7 +79,7 @@ class TrainConfig:
     eval_early: bool = True
     checkpoint_every: int = 5_000
     keep_checkpoints: int = 2
-    threads: int = 0  # 0: all cores
+    threads: int = 0  # 0: the cores other processes leave free at the start (config.yaml then records the count)
     device: str = "cpu"
     channels_last: bool = True
     compile: bool = False  # torch.compile the loss (minutes of compilation; pays off on long runs)

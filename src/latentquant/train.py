@@ -120,13 +120,28 @@ def _warn(message: str) -> None:
     print(f"latentquant: warning: {message}", file=sys.stderr)
 
 
+def _warn_if_crowded(threads: int) -> None:
+    from .threads import available_cores, choose_threads
+
+    free = choose_threads(0)
+    if threads > free and threads > 1:
+        _warn(f"{available_cores() - free} of {available_cores()} cores are busy with other processes; this run "
+              f"uses {threads} threads, each waiting on the busiest core; train.threads={free} would run faster "
+              "(and change the last bits of the results)")
+
+
 def train(cfg: Config, *, encoder: Network | None = None, decoder: Network | None = None) -> dict[str, float]:
     """Train a finished config (config.resolve), or continue a run (config.resume); returns the final metrics.
 
     `encoder` / `decoder`: your own networks in place of the built-in pair (a module, or a function of no
     arguments returning one, called after torch.manual_seed(cfg.seed)); a resume takes the same classes again.
     """
-    set_threads(cfg.train.threads)
+    if cfg.resume is None:
+        # config.yaml records the count that ran (0 picks the free cores): a resume repeats it, and with it the
+        # last bits of every kernel's reductions, which depend on the number of threads.
+        cfg.train.threads = set_threads(cfg.train.threads)
+    else:
+        _warn_if_crowded(set_threads(cfg.train.threads))
     device = train_device(cfg)
     data = load_data(cfg)  # bad data fails here, before anything is written
     train_rows, evals = data_split(len(data), cfg.data)
@@ -183,7 +198,8 @@ def _loop(cfg: Config, run: RunDir, logger: Logger, data, model, optimizers, rng
     total = cfg.train.steps
     channels_last = cfg.train.channels_last
     print(f"run: {run.path}  model={cfg.model.name} data={cfg.data.name} latents={cfg.model.num_latents} "
-          f"params={sum(p.numel() for p in model.parameters()):,} steps={start}->{total}", file=sys.stderr)
+          f"params={sum(p.numel() for p in model.parameters()):,} steps={start}->{total} "
+          f"threads={torch.get_num_threads()}", file=sys.stderr)
     saved = start if cfg.resume is not None and start > 0 else None
 
     def checkpoint(step: int) -> None:
