@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     fair = max(cores - args.competitors, 1) / cores
-    cases = [("idle", cores, 0, None), ("idle", 1, 0, None), ("idle", 0, 0, None),
+    cases = [("idle", cores, 0, None), ("idle", 1, 0, None), ("idle", cores, 0, "PASSIVE"), ("idle", 0, 0, None),
              ("busy", cores, args.competitors, None), ("busy", 1, args.competitors, None),
              ("busy", cores, args.competitors, "PASSIVE"), ("busy", 0, args.competitors, None)]
     print(f"{cores} cores; busy = beside {args.competitors} CPU-bound process(es); fair share {fair:.2f} of idle")

@@ -112,7 +112,7 @@ def main() -> None:
             print(f"{label:<12} {batch:>5}  {name:<28} {ips:>9.1f} {ips / base:>10.2f}x "
                   f"{(f'{ips / ref:.1f}x' if ref else '-'):>10} {gflops:>8.1f} {gflops / matmul:>8.0%}")
 
-    for batch in [int(b) for b in args.batches.split(",")]:
+    for batch in [int(b) for b in args.batches.split(",") if b]:  # --batches "" times the CPU preset only
         report(args.model, ModelParts(image_size=64), batch, args.steps, jax=True)
     cpu = config.resolve([])
     stack = repeating_stack(cpu.model.widths, cpu.model.blocks_per_stage)

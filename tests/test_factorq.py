@@ -93,24 +93,28 @@ def test_temperature_follows_the_schedule():
 def test_gradients_reach_the_codebook_and_the_encoder(name):
     torch.manual_seed(0)
     model = build_model(name, TINY_PARTS, 4)
-    loss, _, _ = model.vae_loss(tiny_images(8))
+    loss, _, _ = model.loss_and_codes(tiny_images(8))
     loss.backward()
     assert torch.count_nonzero(model.latent.values.grad) > 0
     assert all(p.grad is not None and torch.count_nonzero(p.grad) > 0 for p in model.encoder.parameters())
 
 
-def test_the_tc_penalty_does_not_train_the_discriminator():
+WITH_DISCRIMINATOR = [("factor_vae", {}), ("factorqvae", {}), ("qlae", {"tc": 1.0}), ("qvae", {"tc": 1e-4})]
+
+
+@pytest.mark.parametrize(("name", "terms"), WITH_DISCRIMINATOR[1:])
+def test_the_tc_penalty_does_not_train_the_discriminator(name, terms):
     torch.manual_seed(0)
-    model = build_model("factorqvae", TINY_PARTS, 4)
-    loss, terms, _ = model.vae_loss(tiny_images(8))
+    model = build_model(name, TINY_PARTS, 4, **terms)
+    loss, terms, _ = model.loss_and_codes(tiny_images(8))
     loss.backward()
     assert "total_correlation" in terms
     assert all(p.grad is None for p in model.discriminator.parameters())
 
 
-@pytest.mark.parametrize("name", ["factor_vae", "factorqvae"])
-def test_the_discriminator_has_its_own_optimizer(name):
-    model = build_model(name, TINY_PARTS, 4)
+@pytest.mark.parametrize(("name", "terms"), WITH_DISCRIMINATOR)
+def test_the_discriminator_has_its_own_optimizer(name, terms):
+    model = build_model(name, TINY_PARTS, 4, **terms)
     opts = model.configure_optimizers(lr=1e-3, weight_decay=get_spec(name).weight_decay)
     assert set(opts) == {"model", "discriminator"}
     disc = {id(p) for p in model.discriminator.parameters()}
@@ -122,9 +126,10 @@ def test_the_discriminator_has_its_own_optimizer(name):
     assert betas == ({(0.5, 0.9)} if name == "factor_vae" else {(0.9, 0.999)})
 
 
-def test_a_step_moves_the_discriminator_only_through_its_own_optimizer():
+@pytest.mark.parametrize(("name", "terms"), WITH_DISCRIMINATOR[1:3])
+def test_a_step_moves_the_discriminator_only_through_its_own_optimizer(name, terms):
     torch.manual_seed(0)
-    model = build_model("factorqvae", TINY_PARTS, 4)
+    model = build_model(name, TINY_PARTS, 4, **terms)
     opts = model.configure_optimizers(lr=1e-3, weight_decay=0.0)
     before = [p.detach().clone() for p in model.discriminator.parameters()]
     opts["model"].step = lambda *a, **k: None  # the model optimizer stepping nothing ...
@@ -145,6 +150,8 @@ def test_weights_and_registrations():
     qvae = build_model("qvae", TINY_PARTS, 4)
     assert qvae.discriminator is None and "total_correlation" not in qvae.weights
     assert "gamma" not in get_spec("qvae").hyperparameters and "tc" not in get_spec("factorqvae").hyperparameters
+    assert "tc" not in get_spec("factor_vae").hyperparameters and "tc" in get_spec("qvae").hyperparameters
+    assert not any("with_tc" in get_spec(m).hyperparameters for m in ("qvae", "factorqvae"))
     with pytest.raises(ValueError, match="batch of 2"):
         fq.train_step(tiny_images(1), 0, fq.configure_optimizers(lr=1e-3, weight_decay=0.0), clip=1.0,
                       rng=torch.Generator())
@@ -172,3 +179,30 @@ def test_the_factorqvae_protocol_scores_code_indices(tmp_path):
     cfg = EvalConfig(batch_size=16, protocol="factorqvae")
     metrics = evaluate(model, tiny_data(40), np.arange(40), cfg, step=0, out_dir=tmp_path)
     assert all(np.isfinite(metrics[k]) for k in ("infom", "infoe", "psnr", "val/total_correlation"))
+
+
+def test_the_tc_term_composes_with_any_autoencoder_on_what_its_decoder_reads():
+    plain = build_model("qlae", TINY_PARTS, 4)
+    assert plain.discriminator is None and "total_correlation" not in plain.weights
+    assert set(plain.configure_optimizers(lr=1e-3, weight_decay=0.1)) == {"model"}
+    qlae = build_model("qlae", TINY_PARTS, 4, tc=0.5)
+    assert qlae.weights["total_correlation"] == 0.5 and qlae.discriminator.num_inputs == 4  # the quantized z_hat
+    assert build_model("qvae", TINY_PARTS, 4, tc=1e-4).discriminator.num_inputs == 4 * 64  # its relaxed one-hots
+    assert build_model("beta_vae", TINY_PARTS, 4, tc=1.0).discriminator.num_inputs == 4  # the posterior sample
+
+    torch.manual_seed(0)
+    x = tiny_images(8)
+    grads = []
+    for model in (plain, qlae):  # the same encoder weights: only the TC term differs
+        model.encoder.load_state_dict(plain.encoder.state_dict())
+        model.latent.load_state_dict(plain.latent.state_dict())
+        model.decoder.load_state_dict(plain.decoder.state_dict())
+        model.zero_grad()
+        model.loss_and_codes(x)[0].backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.encoder.parameters()]))
+    assert not torch.allclose(grads[0], grads[1])  # γ·TC reaches the encoder
+
+    cfg = config.resolve(["model=qlae", "model.tc=0.5"])
+    assert cfg.model.tc == 0.5 and config.resolve([]).model.tc == 0.0
+    with pytest.raises(config.UserError, match="no key 'model.tc'"):
+        config.resolve(["model=factor_vae", "model.tc=1"])  # its own discriminator is weighted by gamma

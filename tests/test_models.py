@@ -112,7 +112,7 @@ def test_unknown_hyperparameter_is_refused_and_names_the_model_keys():
     with pytest.raises(TypeError, match="beta"):
         build_model("qlae", TINY, 4, beta=5.0)
     assert set(get_spec("qlae").hyperparameters) == {"num_values", "learn_values", "lambda_quant", "lambda_commit",
-                                                     "global_codebook", "klm", "nhp"}  # + the composable terms
+                                                     "global_codebook", "klm", "nhp", "tc"}  # + the composable terms
     assert "num_values" not in get_spec("infowgan_gp").hyperparameters  # fixed: the unquantized GAN has none
 
 

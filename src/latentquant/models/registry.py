@@ -4,8 +4,8 @@ A model is a builder `build(parts, num_latents, *, <hyperparameters>) -> LatentM
 parameters are the model's hyperparameters (the schema `model.*` keys are checked against) and their
 defaults; `register` may override defaults per variant (the QLAE ablations) or fix a parameter so that it is
 not a key at all (`quantized` of the GANs). Every autoencoder-family model also takes the composable batch
-terms `klm` and `nhp` (weights, default 0 = off; Autoencoder.add_terms), which its builder never sees and a
-variant may default (Tripod). tests/test_registry.py runs one suite over `list_models()`, so a
+terms `klm`, `nhp` and `tc` (weights, default 0 = off; Autoencoder.add_terms), which its builder never sees
+and a variant may default (Tripod). tests/test_registry.py runs one suite over `list_models()`, so a
 model is tested the moment it is registered.
 """
 
@@ -143,9 +143,12 @@ def register(name: str, build: Callable[..., LatentModel], *, family: Literal["a
     if name in MODELS:
         raise ValueError(f"model {name!r} is registered twice")
     fixed = dict(fixed or {})
-    composable = {term: float(defaults.pop(term, 0.0)) for term in COMPOSABLE_TERMS} if family == "autoencoder" else {}
+    composable = {}
+    if family == "autoencoder":  # a default of None leaves a term out (FactorVAE has its own discriminator)
+        given = {term: defaults.pop(term, 0.0) for term in COMPOSABLE_TERMS}
+        composable = {term: float(weight) for term, weight in given.items() if weight is not None}
     schema = _schema(build, defaults, fixed)
-    clash = set(composable) & set(schema)
+    clash = set(composable) & (set(schema) | set(fixed))
     if clash:
         raise TypeError(f"{build.__name__} takes {sorted(clash)}, the names of the composable terms")
     schema.update({term: Hyperparameter(term, float, weight) for term, weight in composable.items()})

@@ -1,0 +1,72 @@
+"""Per-step cost of every model, and of the composable terms on QLAE, relative to QLAE, in one run.
+
+Each model's own `train_step` (all its optimizers) on one fixed random batch at the CPU preset's size
+(32x32, batch 64, the preset's networks), eager, after warm-up. Models are timed in interleaved rounds and
+each keeps its fastest round, so a burst of other work on the machine does not land on one model only.
+
+    python benchmarks/bench_models.py [--rounds 3] [--steps 5] [--models qlae,ae,tripod]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import torch
+
+from latentquant import config
+from latentquant.models import ModelParts, build_model, get_spec, list_models
+from latentquant.modules.networks import repeating_stack
+
+# The composable terms on QLAE, weighted as in Tripod (KLM, NHP) and FactorVAE's lowest sweep value (TC).
+COMBINATIONS = {"qlae + klm": {"klm": 1e-4}, "qlae + nhp": {"nhp": 1e-2},
+                "qlae + klm + nhp": {"klm": 1e-4, "nhp": 1e-2}, "qlae + tc": {"tc": 10.0}}
+
+
+def make_step(name: str, parts: ModelParts, batch: int, terms: dict[str, float]):
+    torch.manual_seed(0)
+    spec = get_spec(name)
+    model = build_model(name, parts, 12, **terms).to(memory_format=torch.channels_last)
+    optimizers = model.configure_optimizers(lr=1e-3, weight_decay=spec.weight_decay)
+    x = torch.rand(batch, 3, parts.image_size, parts.image_size).contiguous(memory_format=torch.channels_last)
+    rng = torch.Generator().manual_seed(0)
+    counter = iter(range(10**9))
+    return lambda: model.train_step(x, next(counter), optimizers, clip=1.0, rng=rng)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per round")
+    parser.add_argument("--models", default=None, help="comma-separated (default: every autoencoder + combinations)")
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    cfg = config.resolve([])
+    stack = repeating_stack(cfg.model.widths, cfg.model.blocks_per_stage)
+    parts = ModelParts(image_size=cfg.data.image_size, stack=stack, dense=tuple(cfg.model.dense), dataset_size=480_000)
+    batch = cfg.train.batch_size
+    names = args.models.split(",") if args.models else \
+        [m for m in list_models() if get_spec(m).family == "autoencoder"] + list(COMBINATIONS)
+    if "qlae" not in names:
+        names.insert(0, "qlae")
+    steps = {}
+    for label in names:
+        base, _, _ = label.partition(" + ")
+        steps[label] = make_step(base, parts, batch, COMBINATIONS.get(label, {}))
+        steps[label]()  # warm-up
+    best = dict.fromkeys(names, float("inf"))
+    for _ in range(args.rounds):
+        for label, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            best[label] = min(best[label], (time.perf_counter() - start) / args.steps)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; CPU preset, batch {batch}, eager")
+    print(f"{'model':<20} {'ms/step':>8} {'vs qlae':>8}")
+    for label in names:
+        print(f"{label:<20} {best[label] * 1e3:>8.1f} {best[label] / best['qlae']:>7.2f}x")
+
+
+if __name__ == "__main__":
+    main()
