@@ -117,11 +117,13 @@ def test_the_discriminator_has_its_own_optimizer(name, terms):
     model = build_model(name, TINY_PARTS, 4, **terms)
     opts = model.configure_optimizers(lr=1e-3, weight_decay=get_spec(name).weight_decay)
     assert set(opts) == {"model", "discriminator"}
+    assert {g["weight_decay"] for g in opts["model"].param_groups} <= {0.0, get_spec(name).weight_decay}
     disc = {id(p) for p in model.discriminator.parameters()}
     main = {id(p) for g in opts["model"].param_groups for p in g["params"]}
     own = {id(p) for g in opts["discriminator"].param_groups for p in g["params"]}
     assert own == disc and not (main & disc)
     assert main == {id(p) for n, p in model.named_parameters() if not n.startswith("discriminator.")}
+    assert {g["weight_decay"] for g in opts["discriminator"].param_groups} == {0.0}  # QLAE's 0.1 is not its
     betas = {g["betas"] for g in opts["discriminator"].param_groups}
     assert betas == ({(0.5, 0.9)} if name == "factor_vae" else {(0.9, 0.999)})
 

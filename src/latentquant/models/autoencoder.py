@@ -150,7 +150,8 @@ class Autoencoder(LatentModel):
             return {"model": make_optimizer(self, lr=lr, weight_decay=weight_decay, fused=fused)}
         return {"model": make_optimizer(self, lr=lr, weight_decay=weight_decay, fused=fused,
                                         only=["encoder", "latent", "decoder"]),
-                "discriminator": make_optimizer(self, lr=lr, weight_decay=weight_decay, fused=fused,
+                # Weight decay is the autoencoder's inductive bias (QLAE's), not the estimator's.
+                "discriminator": make_optimizer(self, lr=lr, weight_decay=0.0, fused=fused,
                                                 betas=self.discriminator_betas, only=["discriminator"])}
 
     def train_step(self, x: Tensor, step: int, optimizers: dict[str, torch.optim.Optimizer], *, clip: float,
