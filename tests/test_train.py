@@ -190,3 +190,41 @@ def test_compile_applies_to_every_model(model, tiny_h5, tmp_path, monkeypatch):
     train_mod.train(tiny_config(tiny_h5, tmp_path / "r", f"model={model}", "train.steps=2", "train.compile=true",
                                 "eval.figures=false"))
     assert len(compiled) == 1
+
+
+def test_cosine_schedule_warms_up_peaks_and_decays_to_zero():
+    cfg = config.resolve(["train.schedule=cosine", "train.warmup=10", "train.steps=110", "train.lr=0.002"]).train
+    rates = [train_mod.learning_rate(cfg, s) for s in range(110)]
+    assert rates[0] == pytest.approx(0.0002) and rates[9] == pytest.approx(0.002)  # linear warm-up to the peak
+    assert all(a < b for a, b in zip(rates[:9], rates[1:10], strict=True))
+    assert all(a > b for a, b in zip(rates[10:], rates[11:], strict=False))  # then only down
+    assert rates[60] == pytest.approx(0.001) and 0 < rates[-1] < 1e-5  # half way, and nearly 0 at the end
+    assert train_mod.learning_rate(config.resolve([]).train, 3000) == config.resolve([]).train.lr  # constant
+    with pytest.raises(config.UserError, match="train.schedule"):
+        config.resolve(["train.schedule=linear"])
+
+
+def test_a_killed_cosine_run_resumes_to_the_same_end_and_logs_its_rate(tiny_h5, tmp_path, monkeypatch):
+    steps = ["train.steps=8", "train.checkpoint_every=4", "train.eval_every=100", "train.schedule=cosine",
+             "train.warmup=2"]
+    train_mod.train(tiny_config(tiny_h5, tmp_path / "straight", *steps))
+    original, calls = optim.clip_gradients, {"n": 0}
+
+    def crash_on_sixth_step(optimizer, clip):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise Crash()
+        original(optimizer, clip)
+
+    monkeypatch.setattr(optim, "clip_gradients", crash_on_sixth_step)
+    with pytest.raises(Crash):
+        train_mod.train(tiny_config(tiny_h5, tmp_path / "killed", *steps))
+    monkeypatch.setattr(optim, "clip_gradients", original)
+    train_mod.train(config.resume(tmp_path / "killed"))  # from step 4: the rates are a function of the step
+    a = load_file(tmp_path / "straight" / "checkpoints" / "step_8.safetensors")
+    b = load_file(tmp_path / "killed" / "checkpoints" / "step_8.safetensors")
+    assert all((a[k] == b[k]).all() for k in a)
+    logged = [json.loads(ln) for ln in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    rates = [r["lr"] for r in logged if r["split"] == "train"]
+    cfg = config.resolve(["train.schedule=cosine", "train.warmup=2", "train.steps=8"]).train
+    assert rates == pytest.approx([train_mod.learning_rate(cfg, s) for s in (1, 3, 5, 7)])

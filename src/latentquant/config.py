@@ -73,6 +73,8 @@ class TrainConfig:
     steps: int = 200_000
     batch_size: int = 128
     lr: float = 1e-3
+    schedule: str = "constant"  # constant, or cosine: linear warm-up over `warmup` steps, then cosine to 0 at `steps`
+    warmup: int = 0
     clip: float = 1.0
     log_every: int = 50
     eval_every: int = 5_000  # plus at step 0, at the end, and (eval_early) every eval_every/10 before it
@@ -120,6 +122,8 @@ RESUMABLE_KEYS = ("train.steps", "train.eval_every", "train.eval_early", "train.
                   "train.compile", "train.fused", "train.channels_last", "progress")
 RESUMABLE_SECTIONS = ("eval.",)
 
+
+SCHEDULES = ("constant", "cosine")
 
 SHORTHANDS = {"model": "model.name", "data": "data.name"}
 """`model=ae` is `model.name=ae`: the common choices read as in the paper's configs."""
@@ -407,10 +411,14 @@ def validate(cfg: Config) -> None:
             raise UserError(f"{key} must be positive")
     if not (math.isfinite(cfg.train.lr) and cfg.train.lr > 0):
         raise UserError(f"train.lr must be a finite positive number, got {cfg.train.lr}")
+    if cfg.train.schedule not in SCHEDULES:
+        raise UserError(f"train.schedule must be one of {', '.join(SCHEDULES)}, got {cfg.train.schedule!r}")
+    if cfg.train.warmup < 0:
+        raise UserError(f"train.warmup must be 0 or more steps, got {cfg.train.warmup}")
     if not (math.isfinite(cfg.train.clip) and cfg.train.clip >= 0):
         raise UserError(f"train.clip must be a finite number >= 0 (0: no clipping), got {cfg.train.clip}")
     if cfg.train.threads < 0:
-        raise UserError(f"train.threads must be 0 (all cores) or more, got {cfg.train.threads}")
+        raise UserError(f"train.threads must be 0 (the free cores) or more, got {cfg.train.threads}")
     if cfg.eval.factorvae_votes < 0:
         raise UserError(f"eval.factorvae_votes must be 0 (skip) or more, got {cfg.eval.factorvae_votes}")
     if not cfg.model.widths or min(cfg.model.widths) < 1 or not cfg.model.dense or min(cfg.model.dense) < 1:

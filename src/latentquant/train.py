@@ -23,7 +23,7 @@ import torch
 
 from .build import Network, load_data, make_model, set_threads, train_device
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import Config
+from .config import Config, TrainConfig
 from .errors import Interrupted, UserError
 from .evaluate import data_split, evaluate, to_input
 from .runs import Logger, RunDir
@@ -34,6 +34,18 @@ def is_eval_step(step: int, total: int, every: int, early: bool = True) -> bool:
     if step == 0 or step == total or step % every == 0:
         return True
     return early and step < every and step % max(every // 10, 1) == 0
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """The rate of the update made at `step`: `train.lr`, or under the cosine schedule a linear warm-up from
+    lr/warmup over `warmup` steps, then half a cosine from lr down to 0 at `train.steps`. A function of the step
+    alone, so a resumed run follows the uninterrupted run's rates."""
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    span = max(cfg.steps - cfg.warmup, 1)
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(step - cfg.warmup, span) / span))
 
 
 class BatchStream:
@@ -243,6 +255,11 @@ def _loop(cfg: Config, run: RunDir, logger: Logger, data, model, optimizers, rng
             rows = stream.next()
             # Sorted stream rows map to sorted training rows: the store is still read in order.
             x = to_input(data.images[rows if train_rows is None else train_rows[rows]], device, channels_last)
+            if cfg.train.schedule != "constant":
+                rate = learning_rate(cfg.train, step)
+                for optimizer in optimizers.values():
+                    for group in optimizer.param_groups:
+                        group["lr"] = rate
             terms = model.train_step(x, step, optimizers, clip=cfg.train.clip, rng=rng)
             values = {k: float(v) for k, v in terms.items()}
             bad = [k for k, v in values.items() if not math.isfinite(v)]
@@ -256,6 +273,8 @@ def _loop(cfg: Config, run: RunDir, logger: Logger, data, model, optimizers, rng
                 elapsed = time.perf_counter() - window_start
                 logged = window.means()
                 logged["images_per_s"] = window.steps * cfg.train.batch_size / max(elapsed, 1e-9)
+                if cfg.train.schedule != "constant":
+                    logged["lr"] = learning_rate(cfg.train, step - 1)
                 logger.log("train", step, logged)
                 shown = next((k for k in logged if k.endswith("loss")), next(iter(logged)))
                 bar.set_postfix({shown: f"{logged[shown]:.4f}"},
