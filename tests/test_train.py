@@ -42,23 +42,27 @@ class Crash(Exception):
     pass
 
 
-def test_killed_run_resumes_to_the_same_end(tiny_h5, tmp_path, monkeypatch):
-    steps = ["train.steps=12", "train.checkpoint_every=4", "train.eval_every=100", "train.keep_checkpoints=5"]
-    train_mod.train(tiny_config(tiny_h5, tmp_path / "straight", *steps))
-
+def train_until_crash(cfg, monkeypatch, step: int) -> None:
+    """Train `cfg` and crash inside update `step` (after the checkpoints before it, before its own)."""
     calls = {"n": 0}
     original = optim.clip_gradients
 
-    def crash_on_seventh_step(optimizer, clip):
+    def crash(optimizer, clip):
         calls["n"] += 1
-        if calls["n"] == 7:
+        if calls["n"] == step:
             raise Crash()
         original(optimizer, clip)
 
-    monkeypatch.setattr(optim, "clip_gradients", crash_on_seventh_step)
+    monkeypatch.setattr(optim, "clip_gradients", crash)
     with pytest.raises(Crash):
-        train_mod.train(tiny_config(tiny_h5, tmp_path / "killed", *steps))
+        train_mod.train(cfg)
     monkeypatch.setattr(optim, "clip_gradients", original)
+
+
+def test_killed_run_resumes_to_the_same_end(tiny_h5, tmp_path, monkeypatch):
+    steps = ["train.steps=12", "train.checkpoint_every=4", "train.eval_every=100", "train.keep_checkpoints=5"]
+    train_mod.train(tiny_config(tiny_h5, tmp_path / "straight", *steps))
+    train_until_crash(tiny_config(tiny_h5, tmp_path / "killed", *steps), monkeypatch, step=7)
     assert not (tmp_path / "killed" / "checkpoints" / "step_8.json").exists()
 
     resumed = config.resume(tmp_path / "killed")
@@ -208,18 +212,7 @@ def test_a_killed_cosine_run_resumes_to_the_same_end_and_logs_its_rate(tiny_h5, 
     steps = ["train.steps=8", "train.checkpoint_every=4", "train.eval_every=100", "train.schedule=cosine",
              "train.warmup=2"]
     train_mod.train(tiny_config(tiny_h5, tmp_path / "straight", *steps))
-    original, calls = optim.clip_gradients, {"n": 0}
-
-    def crash_on_sixth_step(optimizer, clip):
-        calls["n"] += 1
-        if calls["n"] == 6:
-            raise Crash()
-        original(optimizer, clip)
-
-    monkeypatch.setattr(optim, "clip_gradients", crash_on_sixth_step)
-    with pytest.raises(Crash):
-        train_mod.train(tiny_config(tiny_h5, tmp_path / "killed", *steps))
-    monkeypatch.setattr(optim, "clip_gradients", original)
+    train_until_crash(tiny_config(tiny_h5, tmp_path / "killed", *steps), monkeypatch, step=6)
     train_mod.train(config.resume(tmp_path / "killed"))  # from step 4: the rates are a function of the step
     a = load_file(tmp_path / "straight" / "checkpoints" / "step_8.safetensors")
     b = load_file(tmp_path / "killed" / "checkpoints" / "step_8.safetensors")
