@@ -8,6 +8,7 @@ achieved GFLOP/s (the convolutions' and matrix products' FLOPs, forward and back
 `torch.utils.flop_counter` counts them) next to a float32 matrix multiply measured first in the same run.
 
     python benchmarks/bench_train.py [--steps 4] [--batches 32,128] [--threads 0] [--no-compile] [--model qlae]
+    python benchmarks/bench_train.py --batches "" --layers   # the CPU preset only, and each of its convolutions
 
 `--model` takes any registered model (a GAN's step is a critic step, and every fifth a generator step too).
 """
@@ -72,6 +73,54 @@ def step_flops(step) -> float:
     return float(counter.get_total_flops())
 
 
+def conv_layers(parts: ModelParts, batch: int) -> list[tuple[str, torch.nn.Module, tuple[int, ...], bool]]:
+    """(label, layer, input shape, needs input gradient) for every convolution of the built-in pair."""
+    from latentquant.modules.networks import ImageEncoder, StyleDecoder
+
+    size, layers = parts.image_size, []
+    encoder = ImageEncoder(12, image_size=size, stack=parts.stack, dense=parts.dense)
+    channels = parts.in_channels
+    for i, block in enumerate(encoder.trunk):
+        conv = block.conv
+        layers.append((f"encoder {conv.in_channels}->{conv.out_channels} @{size}", conv,
+                       (batch, channels, size, size), i > 0))
+        channels, size = conv.out_channels, size // conv.stride[0]
+    decoder = StyleDecoder(12, image_size=parts.image_size, stack=parts.stack, mapping=parts.dense)
+    for block in decoder.blocks:
+        conv = block.conv
+        layers.append((f"decoder T {conv.in_channels}->{conv.out_channels} @{size}", conv,
+                       (batch, conv.in_channels, size, size), True))
+        size *= conv.stride[0]
+    layers.append((f"output {decoder.out.in_channels}->{decoder.out.out_channels} @{size}", decoder.out,
+                   (batch, decoder.out.in_channels, size, size), True))
+    return layers
+
+
+def layer_table(parts: ModelParts, batch: int, matmul: float, reps: int = 20) -> None:
+    """Each convolution's forward + backward GFLOP/s in both memory formats: where the step loses its rate."""
+    print(f"{'convolution':<28} {'NCHW GFLOP/s':>13} {'channels_last':>14} {'ms (best)':>10}")
+    for label, layer, shape, input_grad in conv_layers(parts, batch):
+        rates = []
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            layer = layer.to(memory_format=fmt)
+            x = torch.randn(shape).contiguous(memory_format=fmt).requires_grad_(input_grad)
+
+            def once(layer: torch.nn.Module = layer, x: torch.Tensor = x) -> None:
+                y = layer(x)
+                y.backward(torch.ones_like(y))
+
+            flops = step_flops(once)
+            once()
+            start = time.perf_counter()
+            for _ in range(reps):
+                once()
+            seconds = (time.perf_counter() - start) / reps
+            rates.append((flops / seconds / 1e9, seconds))
+        best = min(r[1] for r in rates) * 1e3
+        print(f"{label:<28} {rates[0][0]:>8.1f} {rates[0][0] / matmul:>4.0%} {rates[1][0]:>9.1f} "
+              f"{rates[1][0] / matmul:>4.0%} {best:>10.2f}")
+
+
 def images_per_second(step, batch: int, steps: int, warmup: int = 1) -> float:
     for _ in range(warmup):
         step()
@@ -88,6 +137,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="0: all cores")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (about a minute to compile)")
     parser.add_argument("--model", default="qlae", help="any registered model (default qlae)")
+    parser.add_argument("--layers", action="store_true", help="also time each convolution of the CPU preset")
     args = parser.parse_args()
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
@@ -118,6 +168,8 @@ def main() -> None:
     stack = repeating_stack(cpu.model.widths, cpu.model.blocks_per_stage)
     parts = ModelParts(image_size=cpu.data.image_size, stack=stack, dense=tuple(cpu.model.dense))
     report("cpu preset", parts, cpu.train.batch_size, args.steps * 8, jax=False)
+    if args.layers:
+        layer_table(parts, cpu.train.batch_size, matmul)
 
 if __name__ == "__main__":
     main()
