@@ -74,7 +74,7 @@ def test_round_trip_through_yaml(tmp_path):
      ("qlae", "shapes3d", "weight_decay", 0.1), ("qlinfowgan_gp", "falcor3d", "weight_decay", 1e-4)],
 )
 def test_per_dataset_tuned_values(model, data, key, value):
-    for preset in ("cpu", "paper"):
+    for preset in ("quick", "cpu", "paper"):
         cfg = config.resolve([f"model={model}", f"data={data}", f"preset={preset}"])
         assert getattr(cfg.model, key) == value
     assert getattr(config.resolve([f"model={model}", f"data={data}", f"model.{key}=0.5"]).model, key) == 0.5
@@ -105,3 +105,13 @@ def test_train_help_lists_every_shared_key_with_the_default_runs_value_without_i
     for key in config.flatten(config.to_dict(config.Config())):
         if not key.startswith(("model.hyper", "changes")) and key.count(".") <= 1:
             assert key in listed, key
+
+
+def test_the_quick_preset_is_the_cpu_presets_networks_on_a_short_run():
+    quick, cpu = config.resolve(["preset=quick"]), config.resolve([])
+    assert (quick.model.widths, quick.model.blocks_per_stage, quick.data.image_size) == \
+        (cpu.model.widths, cpu.model.blocks_per_stage, cpu.data.image_size)
+    assert quick.train.steps * quick.train.batch_size < cpu.train.steps * cpu.train.batch_size / 4
+    assert quick.data.num_eval < cpu.data.num_eval and "quick" in config.preset_names()
+    with pytest.raises(UserError, match="known: cpu, paper, quick"):
+        config.resolve(["preset=fast"])

@@ -156,7 +156,8 @@ def keys_help(preset: str = "cpu") -> str:
         f"  {'model.<key>':<{width}}  the chosen model's own hyperparameters, filled from its registered",
         f"  {'':<{width}}  defaults and per-dataset presets; a wrong key names the keys it takes (docs/models.md)",
         "",
-        "model=<name> and data=<name> are short for model.name and data.name; preset=paper gives the paper's scale.",
+        "model=<name> and data=<name> are short for model.name and data.name; preset=quick is a 2-minute smoke",
+        "test, preset=paper the paper's scale.",
         "Presets: src/latentquant/presets/ (cpu.yaml, paper.yaml and the tuned <model>-<dataset>.yaml files).",
     ]
     return "\n".join(lines)
