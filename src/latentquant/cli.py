@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 from .errors import Interrupted, UserError
 
@@ -72,8 +73,6 @@ class StageClock:
     `latentquant eval` runs minutes of metrics, and a silent terminal reads as a hang."""
 
     def __init__(self, stream) -> None:
-        import time
-
         self.stream, self.clock = stream, time.perf_counter
         self.started: float | None = None
 

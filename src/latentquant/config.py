@@ -143,9 +143,7 @@ def _read_preset(name: str) -> dict[str, Any] | None:
 def keys_help(preset: str = "cpu") -> str:
     """Every shared config key with its value under ``preset`` (the dataclass default where the preset is silent):
     what `latentquant train --help` lists. Reads no model registry, so `--help` stays fast (no torch import)."""
-    values = _flatten(to_dict(Config()))
-    values.pop("model.hyper", None)
-    values.pop("changes", None)
+    values = _flatten(to_dict(Config()))  # to_dict leaves out the empty hyperparameters and changes
     values.update(_flatten(_read_preset(preset) or {}))
     width = max(map(len, values))
     lines = [f"config keys (key=value), with the values `latentquant train` uses (preset={preset}):"]

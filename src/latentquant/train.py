@@ -132,14 +132,18 @@ def _warn(message: str) -> None:
     print(f"latentquant: warning: {message}", file=sys.stderr)
 
 
-def _warn_if_crowded(threads: int) -> None:
+def _resume_threads(recorded: int) -> None:
+    """Use the recorded thread count (the free cores for runs that recorded 0), warning when it is more than
+    the cores other processes now leave free: the machine is sampled once."""
     from .threads import available_cores, choose_threads
 
     free = choose_threads(0)
+    threads = set_threads(recorded or free)
     if threads > free and threads > 1:
-        _warn(f"{available_cores() - free} of {available_cores()} cores are busy with other processes; this run "
-              f"uses {threads} threads, each waiting on the busiest core; train.threads={free} would run faster "
-              "(and change the last bits of the results)")
+        cores = available_cores()
+        _warn(f"{cores - free} of {cores} cores are busy with other processes; this run uses {threads} threads, "
+              f"each waiting on the busiest core; train.threads={free} would run faster (and change the last bits "
+              "of the results)")
 
 
 def train(cfg: Config, *, encoder: Network | None = None, decoder: Network | None = None) -> dict[str, float]:
@@ -153,7 +157,7 @@ def train(cfg: Config, *, encoder: Network | None = None, decoder: Network | Non
         # last bits of every kernel's reductions, which depend on the number of threads.
         cfg.train.threads = set_threads(cfg.train.threads)
     else:
-        _warn_if_crowded(set_threads(cfg.train.threads))
+        _resume_threads(cfg.train.threads)
     device = train_device(cfg)
     data = load_data(cfg)  # bad data fails here, before anything is written
     train_rows, evals = data_split(len(data), cfg.data)

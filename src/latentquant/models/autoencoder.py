@@ -35,7 +35,7 @@ class Autoencoder(LatentModel):
     ``weights`` maps term names to multipliers: ``bce`` for reconstruction and any name that the latent
     module returns in ``LatentOutput.losses``. A latent term without a weight is an error, so an
     objective never silently drops a loss. A positive weight on ``klm`` or ``nhp`` (COMPOSABLE_TERMS) adds
-    that batch term. One optimizer, one update per batch.
+    that batch term. Without a discriminator: one optimizer, one update per batch.
 
     With a ``discriminator`` (weight ``total_correlation``, added by ``add_terms(tc=γ)`` or given by a
     FactorVAE-style model), each step splits the batch as Kim & Mnih's algorithm does: the first half updates
