@@ -21,17 +21,12 @@ import time
 WORKER = r"""
 import json, sys, time, torch
 sys.path.insert(0, {bench_dir!r})
-from bench_train import make_step
-from latentquant import config
+from bench_train import cpu_preset, make_step
 from latentquant.build import set_threads
-from latentquant.models import ModelParts
-from latentquant.modules.networks import repeating_stack
+from latentquant.config import TrainConfig
 threads = set_threads({threads})
-cfg = config.resolve([])
-stack = repeating_stack(cfg.model.widths, cfg.model.blocks_per_stage)
-parts = ModelParts(image_size=cfg.data.image_size, stack=stack, dense=tuple(cfg.model.dense))
-batch = cfg.train.batch_size
-step = make_step(parts, batch, channels_last=cfg.train.channels_last, compile_=False, fused=False)
+parts, batch = cpu_preset()
+step = make_step(parts, batch, channels_last=TrainConfig.channels_last, compile_=False, fused=False)
 for _ in range(3):
     step()
 start, steps = time.perf_counter(), 0

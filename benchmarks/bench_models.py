@@ -14,25 +14,13 @@ import os
 import time
 
 import torch
+from bench_train import cpu_preset, make_step
 
-from latentquant import config
-from latentquant.models import ModelParts, build_model, get_spec, list_models
-from latentquant.modules.networks import repeating_stack
+from latentquant.models import get_spec, list_models
 
 # The composable terms on QLAE, weighted as in Tripod (KLM, NHP) and FactorVAE's lowest sweep value (TC).
 COMBINATIONS = {"qlae + klm": {"klm": 1e-4}, "qlae + nhp": {"nhp": 1e-2},
                 "qlae + klm + nhp": {"klm": 1e-4, "nhp": 1e-2}, "qlae + tc": {"tc": 10.0}}
-
-
-def make_step(name: str, parts: ModelParts, batch: int, terms: dict[str, float]):
-    torch.manual_seed(0)
-    spec = get_spec(name)
-    model = build_model(name, parts, 12, **terms).to(memory_format=torch.channels_last)
-    optimizers = model.configure_optimizers(lr=1e-3, weight_decay=spec.weight_decay)
-    x = torch.rand(batch, 3, parts.image_size, parts.image_size).contiguous(memory_format=torch.channels_last)
-    rng = torch.Generator().manual_seed(0)
-    counter = iter(range(10**9))
-    return lambda: model.train_step(x, next(counter), optimizers, clip=1.0, rng=rng)
 
 
 def main() -> None:
@@ -42,10 +30,7 @@ def main() -> None:
     parser.add_argument("--models", default=None, help="comma-separated (default: every autoencoder + combinations)")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
-    cfg = config.resolve([])
-    stack = repeating_stack(cfg.model.widths, cfg.model.blocks_per_stage)
-    parts = ModelParts(image_size=cfg.data.image_size, stack=stack, dense=tuple(cfg.model.dense), dataset_size=480_000)
-    batch = cfg.train.batch_size
+    parts, batch = cpu_preset(dataset_size=480_000)  # beta_tcvae's estimator needs N (the look-alike's)
     names = args.models.split(",") if args.models else \
         [m for m in list_models() if get_spec(m).family == "autoencoder"] + list(COMBINATIONS)
     if "qlae" not in names:
@@ -53,7 +38,8 @@ def main() -> None:
     steps = {}
     for label in names:
         base, _, _ = label.partition(" + ")
-        steps[label] = make_step(base, parts, batch, COMBINATIONS.get(label, {}))
+        steps[label] = make_step(parts, batch, channels_last=True, compile_=False, fused=None, model_name=base,
+                                 terms=COMBINATIONS.get(label, {}))
         steps[label]()  # warm-up
     best = dict.fromkeys(names, float("inf"))
     for _ in range(args.rounds):

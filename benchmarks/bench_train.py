@@ -28,11 +28,21 @@ from latentquant.modules.networks import repeating_stack
 JAX_REFERENCE = {32: 6.9, 128: 5.7}  # images/s, idle 2-core machine, after 1-2 min of XLA compilation
 
 
-def make_step(parts: ModelParts, batch: int, *, channels_last: bool, compile_: bool, fused: bool,
-              model_name: str = "qlae"):
-    """The training loop's own step (model.train_step) on one fixed random batch."""
+def cpu_preset(dataset_size: int | None = None) -> tuple[ModelParts, int]:
+    """The CPU preset's networks and image size (the default run's), and its batch size."""
+    cpu = config.resolve([])
+    stack = repeating_stack(cpu.model.widths, cpu.model.blocks_per_stage)
+    parts = ModelParts(image_size=cpu.data.image_size, stack=stack, dense=tuple(cpu.model.dense),
+                       dataset_size=dataset_size)
+    return parts, cpu.train.batch_size
+
+
+def make_step(parts: ModelParts, batch: int, *, channels_last: bool, compile_: bool, fused: bool | None,
+              model_name: str = "qlae", terms: dict[str, float] | None = None):
+    """The training loop's own step (model.train_step) on one fixed random batch; `terms` are composable terms
+    added to the model (model.klm, model.nhp, model.tc)."""
     torch.manual_seed(0)
-    model = build_model(model_name, parts, 12)
+    model = build_model(model_name, parts, 12, **(terms or {}))
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     optimizers = model.configure_optimizers(lr=1e-3, weight_decay=get_spec(model_name).weight_decay, fused=fused)
@@ -164,12 +174,10 @@ def main() -> None:
 
     for batch in [int(b) for b in args.batches.split(",") if b]:  # --batches "" times the CPU preset only
         report(args.model, ModelParts(image_size=64), batch, args.steps, jax=True)
-    cpu = config.resolve([])
-    stack = repeating_stack(cpu.model.widths, cpu.model.blocks_per_stage)
-    parts = ModelParts(image_size=cpu.data.image_size, stack=stack, dense=tuple(cpu.model.dense))
-    report("cpu preset", parts, cpu.train.batch_size, args.steps * 8, jax=False)
+    parts, batch = cpu_preset()
+    report("cpu preset", parts, batch, args.steps * 8, jax=False)
     if args.layers:
-        layer_table(parts, cpu.train.batch_size, matmul)
+        layer_table(parts, batch, matmul)
 
 if __name__ == "__main__":
     main()
