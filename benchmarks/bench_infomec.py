@@ -3,9 +3,11 @@
 The scikit-learn formulation is the reference's: per source, ``mutual_info_classif`` (k = 10) on the
 standardised continuous latents or ``mutual_info_score`` on discrete ones, and ``LogisticRegression(penalty
 none, class_weight="balanced", lbfgs, tol 1e-4, max_iter 100)`` + ``log_loss`` on the latents and on an
-all-zero design. Both sides run with one BLAS thread (latentquant always does): on a busy 2-core machine
-OpenBLAS's default threads slowed scikit-learn's logistic regression up to 70x, which would flatter
-latentquant. ``--default-blas`` also times scikit-learn with the default threads.
+all-zero design. scikit-learn runs with one BLAS thread, its fastest setting: with OpenBLAS's default
+threads it took 1.1x (continuous) to 1.8x (discrete) as long on 2 idle cores, and up to 70x on a busy
+machine, which would flatter latentquant (``--default-blas`` times that too). latentquant also keeps BLAS
+to one thread and runs its sources side by side on threads (``n_jobs``); both its default (every core) and
+``n_jobs=1`` are timed.
 
     python benchmarks/bench_infomec.py                  # N = 10,000 and 50,000
     python benchmarks/bench_infomec.py --quick          # N = 2,000 only
@@ -102,14 +104,15 @@ def run_case(n: int, discrete: bool, default_blas: bool) -> None:
     if default_blas:
         t_default, _ = timed(lambda: sklearn_infomec(sources, latents, discrete))
         extra = f" (default BLAS threads {t_default:.2f} s)"
-    ours = partial(infomec, sources, latents, discrete_latents=discrete, random_state=0)
-    t_ours, ours = timed(ours, repeats=3)
+    t_serial, serial = timed(partial(infomec, sources, latents, discrete_latents=discrete, n_jobs=1), repeats=3)
+    t_ours, ours = timed(partial(infomec, sources, latents, discrete_latents=discrete), repeats=3)
+    assert all(ours[key] == serial[key] for key in ("infom", "infoe", "infoc")), "threads changed the values"
     diff = {key: abs(ours[key] - ref[key]) for key in ("infom", "infoe", "infoc")}
     kind = "discrete  " if discrete else "continuous"
     print(
         f"N={n:>6} {kind} | sklearn {t_sklearn:6.2f} s | latentquant {t_ours:6.3f} s"
-        f" | speed-up {t_sklearn / t_ours:5.1f}x | max |diff| infom {diff['infom']:.1e}"
-        f" infoe {diff['infoe']:.1e} infoc {diff['infoc']:.1e}{extra}"
+        f" | speed-up {t_sklearn / t_ours:5.1f}x (n_jobs=1: {t_serial:6.3f} s, {t_sklearn / t_serial:5.1f}x)"
+        f" | max |diff| infom {diff['infom']:.1e} infoe {diff['infoe']:.1e} infoc {diff['infoc']:.1e}{extra}"
     )
 
 

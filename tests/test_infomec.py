@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import threading
 import warnings
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from sklearn.metrics import log_loss, mutual_info_score
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from latentquant.metrics import _mi, infomec, psnr
+from latentquant.metrics import _mi, _pool, infomec, psnr
 
 # The module, not the function of the same name that the package exports.
 infomec_module = importlib.import_module("latentquant.metrics.infomec")
@@ -483,6 +484,47 @@ def test_bad_options_raise_value_error() -> None:
         infomec(sources, latents, activity="bogus")
     with pytest.raises(ValueError, match="n_neighbors"):
         infomec(sources, latents, n_neighbors=0)
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+@pytest.mark.parametrize("options", [{}, {"infoe_holdout": 0.3}, {"nmi_floor": "permutation", "n_permutations": 3}])
+def test_threads_do_not_change_the_values(discrete: bool, options: dict) -> None:
+    rng = np.random.default_rng(21)
+    sources = np.column_stack([rng.integers(0, 5, 500), rng.integers(0, 3, 500), rng.integers(0, 7, 500)])
+    latents = _random_latents(rng, sources, d=5, discrete=discrete)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        runs = [infomec(sources, latents, discrete_latents=discrete, n_jobs=jobs, **options) for jobs in (1, 3, None)]
+    for other in runs[1:]:
+        np.testing.assert_array_equal(other["nmi"], runs[0]["nmi"])
+        for key in ("infom", "infoe", "infoc", "infom_gap", "infoc_gap"):
+            assert other[key] == runs[0][key]
+
+
+@pytest.mark.parametrize("n_jobs", [0, -1, 1.5, True])
+def test_bad_thread_counts_are_refused(n_jobs) -> None:
+    sources, latents = np.arange(20).reshape(10, 2) % 3, np.arange(20.0).reshape(10, 2)
+    with pytest.raises(ValueError, match="n_jobs"):
+        infomec(sources, latents, n_jobs=n_jobs)
+
+
+def test_thread_map_keeps_order_starts_costliest_first_and_raises() -> None:
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def record(i: int) -> int:
+        with lock:
+            started.append(i)
+        if i == 7:
+            raise RuntimeError("task 7 failed")
+        return i * i
+
+    costs = [1, 9, 3, 8, 2]
+    assert _pool.thread_map(record, range(5), n_jobs=2, costs=costs) == [0, 1, 4, 9, 16]
+    assert set(started[:2]) == {1, 3}  # the two most expensive were submitted first
+    assert _pool.thread_map(record, [2, 3], n_jobs=1) == [4, 9]
+    with pytest.raises(RuntimeError, match="task 7"):
+        _pool.thread_map(record, [1, 7, 2], n_jobs=2)
 
 
 def test_torch_tensors_are_accepted() -> None:

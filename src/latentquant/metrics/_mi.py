@@ -18,13 +18,19 @@ from __future__ import annotations
 import contextlib
 import functools
 import heapq
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.optimize
 import scipy.sparse
 from scipy.special import digamma
+
+try:  # SciPy's sparse kernels, private: used only where present (_sparse_times_dense)
+    from scipy.sparse import _sparsetools
+except ImportError:  # pragma: no cover
+    _sparsetools = None
 
 _EPS = np.finfo(np.float64).eps
 # The k-NN radius search keeps ~8 padded rows of floats per latent alive; latents go in chunks of ~32 MB.
@@ -477,10 +483,27 @@ class OneHotCodes:
 
     codes: np.ndarray
     n_codes: tuple[int, ...]
+    # The code tree depends on the codes only: built once, then shared by every source's regression.
+    _tree: list = field(default_factory=list, init=False, repr=False, compare=False)
+    _tree_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.codes.shape[0], sum(self.n_codes)
+
+    def sample_order(self) -> np.ndarray:
+        """Samples sorted by their code tree's root codes, the largest root's first."""
+        nodes, roots, sample_codes = self.code_tree()
+        sizes = [nodes[u].size for u in roots]
+        keys = [sample_codes[r] for r in np.argsort(sizes)]  # lexsort: last key is primary
+        return np.lexsort(keys)
+
+    def code_tree(self) -> tuple[list[_Node], list[int], list[np.ndarray]]:
+        """:func:`_code_tree` of these codes, built on first use (read-only afterwards)."""
+        with self._tree_lock:
+            if not self._tree:
+                self._tree.append(_code_tree(self.codes, self.n_codes))
+            return self._tree[0]
 
     def __getitem__(self, rows: np.ndarray | slice) -> OneHotCodes:
         return OneHotCodes(self.codes[rows], self.n_codes)
@@ -565,6 +588,22 @@ def _code_tree(codes: np.ndarray, n_codes: tuple[int, ...]) -> tuple[list[_Node]
     return nodes, roots, [sample_codes[u] for u in roots]
 
 
+def _sparse_times_dense(matrix: scipy.sparse.csc_array | scipy.sparse.csr_array, dense: np.ndarray) -> np.ndarray:
+    """``matrix @ dense`` for a float64 CSC or CSR matrix and a float64 (rows, k) array.
+
+    SciPy's kernel is called directly where it exists: ``@`` spends tens of microseconds in Python per call,
+    holding the GIL, and a regression makes dozens of these products per evaluation, so two sources'
+    regressions on two threads waited on each other.
+    """
+    kernel = getattr(_sparsetools, f"{matrix.format}_matvecs", None) if _sparsetools is not None else None
+    if kernel is None or not dense.flags.c_contiguous or dense.dtype != np.float64:
+        return matrix @ dense
+    m, n = matrix.shape
+    out = np.zeros((m, dense.shape[1]))
+    kernel(m, n, dense.shape[1], matrix.indptr, matrix.indices, matrix.data, dense.ravel(), out.ravel())
+    return out
+
+
 def _rows(table: np.ndarray, codes: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """table[codes], codes known to be in range: ``take`` with mode "clip" is ~4x faster than fancy indexing
     (and "raise" buffers ``out``)."""
@@ -604,7 +643,7 @@ class _OneHotSoftmaxProblem:
         self.labels = labels
         self.offsets = x.offsets()
         self.n_columns = sum(x.n_codes) + 1
-        self.nodes, self.roots, self.sample_codes = _code_tree(x.codes, x.n_codes)
+        self.nodes, self.roots, self.sample_codes = x.code_tree()
         counts = np.bincount(labels, minlength=n_classes)
         sample_weight = (n / (n_classes * counts))[labels]
         weights = sample_weight / sample_weight.sum()
@@ -614,8 +653,11 @@ class _OneHotSoftmaxProblem:
             self.row_weights = np.bincount(self.sample_codes[0], weights=weights, minlength=root_sizes[0])
             row_codes = [np.arange(root_sizes[0])]
         else:
-            self.row_weights = weights
-            row_codes = self.sample_codes
+            # Samples ordered by their code in the largest table: its reads and the gradient's writes to it
+            # then walk it in order (the sums are over all samples, so the order changes only rounding).
+            order = x.sample_order()
+            self.row_weights = weights[order]
+            row_codes = [c[order] for c in self.sample_codes]
         n_rows = self.row_weights.size
         block = max(256, _BLOCK_LOGITS // self.n_free)
         self.slices = [slice(start, min(start + block, n_rows)) for start in range(0, n_rows, block)]
@@ -696,8 +738,8 @@ class _OneHotSoftmaxProblem:
             loss += weights @ log_partition
             scale[s] = weights / total
         # The rows are w_i * softmax probabilities once scaled by w_i / total_i: the segment sums' entries do it.
-        self.root_sum.data[:] = np.repeat(scale, len(self.roots))
-        stacked = self.root_sum @ self.rows_buffer
+        self.root_sum.data.reshape(-1, len(self.roots))[:] = scale[:, None]
+        stacked = _sparse_times_dense(self.root_sum, self.rows_buffer)
         grads: list[np.ndarray | None] = [None] * len(self.nodes)
         for r, u in enumerate(self.roots):
             grads[u] = stacked[self.root_starts[r] : self.root_starts[r + 1]]
@@ -709,8 +751,8 @@ class _OneHotSoftmaxProblem:
                 offset = self.offsets[node.latent]
                 columns[offset : offset + node.size] = grads[u]
             else:
-                grads[node.left] = node.left_sum @ grads[u]
-                grads[node.right] = node.right_sum @ grads[u]
+                grads[node.left] = _sparse_times_dense(node.left_sum, grads[u])
+                grads[node.right] = _sparse_times_dense(node.right_sum, grads[u])
         return float(loss), (columns.T - self.target).ravel()
 
     def true_class_log_proba(self, theta: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from . import _inputs, _mi, _significance
+from . import _inputs, _mi, _pool, _significance
 
 Activity = Literal["reference", "training", "tripod"]
 NmiFloor = Literal["none", "permutation"]
@@ -34,6 +34,7 @@ def infomec(
     n_permutations: int = 20,
     floor_z: float = 8.0,
     infoe_max_iter: int = 100,
+    n_jobs: int | None = None,
 ) -> dict:
     """InfoM, InfoE and InfoC of ``latents`` (N, D) with respect to ground-truth ``sources`` (N, K).
 
@@ -71,6 +72,10 @@ def infomec(
       and the InfoE holdout; they cost ``n_permutations`` more NMI estimates (continuous: about 10x the
       time of InfoMEC; discrete: a few percent).
 
+    ``n_jobs`` threads run the sources' NMI rows and regressions side by side (``None``: every core this
+    process may use; 1: one after another); each source's work is the same either way, so the values do not
+    depend on it.
+
     ``discrete_latents=None`` treats integer and boolean latents as discrete and floats as continuous; pass
     ``True`` for quantized float codes. Returns ``{"infom", "infoe", "infoc", "infom_gap", "infoc_gap": float,
     "nmi": (K, D) array (never floored), "active_latents": (D,) bool array, "captured_sources": (K,) bool
@@ -89,9 +94,10 @@ def infomec(
     if infoe_max_iter < 1:
         raise ValueError(f"infoe_max_iter must be at least 1, got {infoe_max_iter}")
     floor = None if nmi_floor == "none" else (n_permutations, float(floor_z))
+    jobs = _pool.resolve_jobs(n_jobs)
     with _mi.single_threaded_blas():
         return _infomec(sources, latents, discrete_latents, n_neighbors, activity, random_state, infoe_holdout,
-                        floor, infoe_max_iter)
+                        floor, infoe_max_iter, jobs)
 
 
 def _infomec(
@@ -104,6 +110,7 @@ def _infomec(
     infoe_holdout: float | None,
     floor: tuple[int, float] | None,
     infoe_max_iter: int,
+    n_jobs: int,
 ) -> dict:
     source_array, latent_array = _inputs.paired_arrays(sources, latents, "InfoMEC")
     if source_array.shape[1] < 2:
@@ -116,13 +123,10 @@ def _infomec(
     codes, n_classes = _inputs.encoded_sources(source_array, "InfoMEC (its NMI divides by the source entropy)")
     active = active_latents(latent_array, discrete=discrete, activity=activity)
 
-    nmi, estimate = _nmi_matrix(codes, n_classes, latent_array, discrete, n_neighbors, random_state)
-    if infoe_holdout is None:
-        infoe = _explicitness(codes, n_classes, latent_array, discrete, infoe_max_iter)
-    else:
-        # Drawn after the jitter, so a shared RandomState gives the same NMI with or without the holdout.
-        infoe = _heldout_explicitness(codes, n_classes, latent_array, discrete, infoe_holdout, random_state,
-                                      infoe_max_iter)
+    design = _design_matrix(latent_array, discrete)  # the NMI of discrete latents uses its codes too
+    nmi, estimate = _nmi_matrix(codes, n_classes, design, n_neighbors, random_state, n_jobs)
+    # The holdout is drawn after the jitter, so a shared RandomState gives the same NMI with or without it.
+    infoe = _explicitness(codes, n_classes, design, infoe_max_iter, n_jobs, infoe_holdout, random_state)
     captured, informative = nmi.max(axis=1) > 0, nmi.max(axis=0) > 0
     if floor is not None:
         captured, informative = _permutation_floor(nmi, estimate, codes, active, floor, random_state)
@@ -236,26 +240,26 @@ def standardize(x: np.ndarray) -> np.ndarray:
 def _nmi_matrix(
     codes: np.ndarray,
     n_classes: list[int],
-    latents: np.ndarray,
-    discrete: bool,
+    design: np.ndarray | _mi.OneHotCodes,
     n_neighbors: int,
     random_state: int | None | np.random.RandomState,
+    n_jobs: int = 1,
 ) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
     """(K, D) matrix of I(s_k; z_j) / H(s_k), and the estimator that made it: label codes (N, K) -> (K, D).
+
+    ``design`` is :func:`_design_matrix`'s: the latents' codes (discrete) or the standardised latents.
 
     The estimator is returned so that a permutation null reuses the jittered, sorted latents: it sees
     exactly the latents the observed NMI saw.
     """
-    if discrete:
-        latent_codes, n_codes = zip(*(_mi.label_encode(column) for column in latents.T), strict=True)
-        latent_codes = np.stack(latent_codes, axis=1)
+    if isinstance(design, _mi.OneHotCodes):  # discrete latents
 
         def mutual_info(labels: np.ndarray, k: int) -> np.ndarray:
-            return _mi.plugin_mutual_info(labels, n_classes[k], latent_codes, list(n_codes))
+            return _mi.plugin_mutual_info(labels, n_classes[k], design.codes, list(design.n_codes))
     else:
         # One jitter draw serves every source: the same as calling mutual_info_classif per source with a
         # fixed random_state, and the sorting of each latent is shared too.
-        jittered = _mi.sklearn_jitter(standardize(latents), random_state)
+        jittered = _mi.sklearn_jitter(design, random_state)
         columns = _mi.SortedColumns.from_columns(jittered)
 
         def mutual_info(labels: np.ndarray, k: int) -> np.ndarray:
@@ -264,7 +268,7 @@ def _nmi_matrix(
     entropy = np.array([_mi.plugin_entropy(codes[:, k], c) for k, c in enumerate(n_classes)])
 
     def estimate(labels: np.ndarray) -> np.ndarray:
-        mi = np.stack([mutual_info(labels[:, k], k) for k in range(labels.shape[1])])
+        mi = np.stack(_pool.thread_map(lambda k: mutual_info(labels[:, k], k), range(labels.shape[1]), n_jobs=n_jobs))
         return mi / entropy[:, None]  # a permutation keeps each source's entropy
 
     return estimate(codes), estimate
@@ -325,41 +329,39 @@ def _design_matrix(latents: np.ndarray, discrete: bool) -> np.ndarray | _mi.OneH
 
 
 def _explicitness(
-    codes: np.ndarray, n_classes: list[int], latents: np.ndarray, discrete: bool, max_iter: int = 100
-) -> float:
-    """InfoE: mean over sources of 1 - L / log C (the null model's loss is exactly log C)."""
-    design = _design_matrix(latents, discrete)
-    scores = []
-    for k, c in enumerate(n_classes):
-        loss = _mi.balanced_logistic_log_loss(design, codes[:, k], c, max_iter=max_iter)
-        null = _mi.null_log_loss(c)
-        scores.append((null - loss) / null)
-    return float(np.mean(scores))
-
-
-def _heldout_explicitness(
     codes: np.ndarray,
     n_classes: list[int],
-    latents: np.ndarray,
-    discrete: bool,
-    holdout: float,
-    random_state: int | None | np.random.RandomState,
+    design: np.ndarray | _mi.OneHotCodes,
     max_iter: int = 100,
+    n_jobs: int = 1,
+    holdout: float | None = None,
+    random_state: int | None | np.random.RandomState = None,
 ) -> float:
-    """InfoE with L the log-loss on a held-out fraction of each source's samples (per-class stratified split)."""
-    rng = random_state if isinstance(random_state, np.random.RandomState) else np.random.RandomState(random_state)
-    design = _design_matrix(latents, discrete)
-    scores = []
-    for k, c in enumerate(n_classes):
-        test = _stratified_holdout(codes[:, k], c, holdout, rng)
-        if not test.any():
-            raise ValueError(f"infoe_holdout={holdout} leaves no held-out sample for source {k}; use more samples")
-        loss = _mi.balanced_logistic_log_loss(
-            design[~test], codes[~test, k], c, evaluate_on=(design[test], codes[test, k]), max_iter=max_iter
-        )
-        null = _mi.null_log_loss(c)
-        scores.append((null - loss) / null)
-    return float(np.mean(scores))
+    """InfoE: mean over sources of 1 - L / log C (the null model's loss is exactly log C).
+
+    ``holdout=f``: L is the log-loss on a held-out fraction f of each source's samples (a per-class
+    stratified split drawn from ``random_state``, source by source, before any fit).
+    """
+    tests: list[np.ndarray | None] = [None] * len(n_classes)
+    if holdout is not None:
+        rng = random_state if isinstance(random_state, np.random.RandomState) else np.random.RandomState(random_state)
+        for k, c in enumerate(n_classes):
+            tests[k] = _stratified_holdout(codes[:, k], c, holdout, rng)
+            if not tests[k].any():
+                raise ValueError(f"infoe_holdout={holdout} leaves no held-out sample for source {k}; use more samples")
+
+    def score(k: int) -> float:
+        test = tests[k]
+        if test is None:
+            loss = _mi.balanced_logistic_log_loss(design, codes[:, k], n_classes[k], max_iter=max_iter)
+        else:
+            loss = _mi.balanced_logistic_log_loss(design[~test], codes[~test, k], n_classes[k], max_iter=max_iter,
+                                                  evaluate_on=(design[test], codes[test, k]))
+        null = _mi.null_log_loss(n_classes[k])
+        return (null - loss) / null
+
+    # A regression's cost grows with its number of classes: the largest start first.
+    return float(np.mean(_pool.thread_map(score, range(len(n_classes)), n_jobs=n_jobs, costs=n_classes)))
 
 
 def _stratified_holdout(labels: np.ndarray, n_classes: int, fraction: float, rng: np.random.RandomState) -> np.ndarray:
