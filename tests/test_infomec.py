@@ -508,6 +508,14 @@ def test_bad_thread_counts_are_refused(n_jobs) -> None:
         infomec(sources, latents, n_jobs=n_jobs)
 
 
+def test_default_thread_count_honours_the_omp_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert _pool.resolve_jobs(None) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert _pool.resolve_jobs(None) >= 1
+    assert _pool.resolve_jobs(5) == 5
+
+
 def test_thread_map_keeps_order_starts_costliest_first_and_raises() -> None:
     started: list[int] = []
     lock = threading.Lock()

@@ -17,12 +17,18 @@ R = TypeVar("R")
 
 
 def resolve_jobs(n_jobs: int | None) -> int:
-    """``None``: every core this process may run on; otherwise ``n_jobs`` itself (at least 1)."""
+    """``None``: every core this process may run on, at most ``OMP_NUM_THREADS`` when that is set; otherwise
+    ``n_jobs`` itself, which must be a positive integer."""
     if n_jobs is None:
         try:
-            return max(1, len(os.sched_getaffinity(0)))
+            available = len(os.sched_getaffinity(0))
         except (AttributeError, OSError):
-            return os.cpu_count() or 1
+            available = os.cpu_count() or 1
+        # OMP_NUM_THREADS is how a parent (a scheduler, the test suite's parallel workers) sets a thread budget.
+        budget = os.environ.get("OMP_NUM_THREADS", "")
+        if budget.isdigit() and int(budget) > 0:
+            available = min(available, int(budget))
+        return max(1, available)
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
         raise ValueError(f"n_jobs must be None (every available core) or a positive integer, got {n_jobs!r}")
     return n_jobs

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import numpy as np
 
-from . import _inputs
+from . import _inputs, _pool
 
 Predictor = Literal["gbt", "forest", "hist"]
 PREDICTORS = ("gbt", "forest", "hist")
@@ -77,14 +75,11 @@ def dci(
     def fit(k: int) -> tuple[np.ndarray, float, float]:
         return _fit_source(predictor, random_state, x_train, x_test, codes[train, k], codes[test, k])
 
-    workers = _n_workers(n_jobs, codes.shape[1])
-    if workers == 1:
-        fits = [fit(k) for k in range(codes.shape[1])]
-    else:
-        # scikit-learn builds trees without the GIL, so threads fit sources side by side; the histogram
-        # learner's own OpenMP threads would then compete with them and are held at one.
-        with _openmp_threads(1 if predictor == "hist" else None), ThreadPoolExecutor(workers) as pool:
-            fits = list(pool.map(fit, range(codes.shape[1])))
+    workers = min(_pool.resolve_jobs(n_jobs), codes.shape[1])
+    # scikit-learn builds trees without the GIL, so threads fit sources side by side; the histogram learner's
+    # own OpenMP threads would then compete with them and are held at one.
+    with _openmp_threads(1 if predictor == "hist" and workers > 1 else None):
+        fits = _pool.thread_map(fit, range(codes.shape[1]), n_jobs=workers)
     importance = np.stack([f[0] for f in fits], axis=1)
     train_acc = [f[1] for f in fits]
     test_acc = [f[2] for f in fits]
@@ -160,19 +155,6 @@ def _split_sizes(
             f"DCI needs n_train >= 2, n_test >= 1 and n_train + n_test <= N = {n}, got {n_train} and {n_test}"
         )
     return n_train, n_test
-
-
-def _n_workers(n_jobs: int | None, n_sources: int) -> int:
-    if n_jobs is None:
-        available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        # OMP_NUM_THREADS is how a parent (a scheduler, the test suite's parallel workers) sets a thread budget.
-        budget = os.environ.get("OMP_NUM_THREADS", "")
-        if budget.isdigit() and int(budget) > 0:
-            available = min(available, int(budget))
-        return max(1, min(available, n_sources))
-    if n_jobs < 1:
-        raise ValueError(f"n_jobs must be None or at least 1, got {n_jobs}")
-    return min(n_jobs, n_sources)
 
 
 def _openmp_threads(limit: int | None) -> contextlib.AbstractContextManager:
