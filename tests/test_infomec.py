@@ -267,6 +267,26 @@ def test_one_hot_designs_give_the_dense_loss() -> None:
     assert _mi.balanced_logistic_log_loss(scipy.sparse.csr_array(dense), labels, 4) == pytest.approx(want, abs=1e-9)
 
 
+@pytest.mark.parametrize("block_logits", [256 * 3, 4_000_000])
+def test_one_hot_blocks_give_the_same_objective(block_logits: int) -> None:
+    """Several blocks of samples (the smallest blocks, 256 rows) and one block give the dense matrix's loss."""
+    rng = np.random.default_rng(12)
+    raw = np.stack([rng.integers(0, m, 1000) for m in (7, 5, 30, 40)], axis=1)
+    design = infomec_module._design_matrix(raw, discrete=True)
+    labels = rng.integers(0, 3, 1000)
+    dense = _mi._SoftmaxProblem.build(design.toarray(), labels, 3)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_mi, "_ONE_HOT_BLOCK_LOGITS", block_logits)
+        codes = _mi._OneHotSoftmaxProblem(design, labels, 3)
+    assert len(codes.slices) == (4 if block_logits < 1000 else 1) and len(codes.roots) > 1
+    for scale in (0.3, 100.0):
+        theta = scale * rng.standard_normal(dense.n_parameters())
+        want_loss, want_grad = dense.loss_and_gradient(theta)
+        got_loss, got_grad = codes.loss_and_gradient(theta)
+        assert got_loss == pytest.approx(want_loss, rel=1e-12)
+        np.testing.assert_allclose(got_grad, want_grad, rtol=1e-10, atol=1e-13)
+
+
 @pytest.mark.parametrize("merge", ["none", "default", "all"])
 @PROPERTY
 @given(

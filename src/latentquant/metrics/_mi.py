@@ -19,7 +19,7 @@ import contextlib
 import functools
 import heapq
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -390,6 +390,10 @@ class _Design:
 _SAFE_LOGIT = 300.0
 # Samples per block: about 40,000 logits (320 kB) fit in a core's L2 cache.
 _BLOCK_LOGITS = 40_000
+# The one-hot regression's blocks are larger: its per-sample work is a few streaming passes, so cache matters
+# less than the GIL, which each of its dozen NumPy calls per block takes and gives back. In blocks of 40,000
+# logits, two sources on two threads ran 1.2-1.3x as fast as one after another; in blocks of 4 million, 1.5-1.6x.
+_ONE_HOT_BLOCK_LOGITS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -483,27 +487,62 @@ class OneHotCodes:
 
     codes: np.ndarray
     n_codes: tuple[int, ...]
-    # The code tree depends on the codes only: built once, then shared by every source's regression.
-    _tree: list = field(default_factory=list, init=False, repr=False, compare=False)
-    _tree_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+    # The code tree and what follows from it depend on the codes only: built once, then shared by every
+    # source's regression (read-only), possibly on several threads.
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _cache_lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False, compare=False)
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.codes.shape[0], sum(self.n_codes)
 
-    def sample_order(self) -> np.ndarray:
-        """Samples sorted by their code tree's root codes, the largest root's first."""
-        nodes, roots, sample_codes = self.code_tree()
-        sizes = [nodes[u].size for u in roots]
-        keys = [sample_codes[r] for r in np.argsort(sizes)]  # lexsort: last key is primary
-        return np.lexsort(keys)
+    def _cached(self, key: str, build: Callable[[], object]) -> object:
+        with self._cache_lock:
+            if key not in self._cache:
+                self._cache[key] = build()
+            return self._cache[key]
 
     def code_tree(self) -> tuple[list[_Node], list[int], list[np.ndarray]]:
-        """:func:`_code_tree` of these codes, built on first use (read-only afterwards)."""
-        with self._tree_lock:
-            if not self._tree:
-                self._tree.append(_code_tree(self.codes, self.n_codes))
-            return self._tree[0]
+        """:func:`_code_tree` of these codes."""
+        return self._cached("tree", lambda: _code_tree(self.codes, self.n_codes))
+
+    def sample_order(self) -> np.ndarray:
+        """Samples sorted by their code tree's root codes, the largest root's first."""
+        def build() -> np.ndarray:
+            nodes, roots, sample_codes = self.code_tree()
+            sizes = [nodes[u].size for u in roots]
+            return np.lexsort([sample_codes[r] for r in np.argsort(sizes)])  # lexsort: last key is primary
+        return self._cached("order", build)
+
+    def root_expansion(self) -> tuple[scipy.sparse.csr_array, scipy.sparse.csr_array]:
+        """(E, E^T): E (root rows, design columns + 1) has a 1 where a root's row holds a latent's value.
+
+        The roots' tables, stacked, are E @ [W^T; b] (the intercept, the last column, in the first root's
+        rows), and the gradient flows back to the weights as E^T @ (the stacked tables' gradient).
+        """
+        def build() -> tuple[scipy.sparse.csr_array, scipy.sparse.csr_array]:
+            nodes, roots, _ = self.code_tree()
+            offsets = self.offsets()
+            n_columns = sum(self.n_codes) + 1
+
+            def columns_of(u: int) -> np.ndarray:  # (rows of node u, its latents): each row's design columns
+                node = nodes[u]
+                if node.latent is not None:
+                    return (offsets[node.latent] + np.arange(node.size))[:, None]
+                return np.hstack([columns_of(node.left)[node.left_codes], columns_of(node.right)[node.right_codes]])
+
+            rows, cols, start = [], [], 0
+            for r, u in enumerate(roots):
+                c = columns_of(u)
+                if r == 0:
+                    c = np.hstack([c, np.full((c.shape[0], 1), n_columns - 1)])
+                rows.append(np.repeat(start + np.arange(c.shape[0]), c.shape[1]))
+                cols.append(c.ravel())
+                start += c.shape[0]
+            rows, cols = np.concatenate(rows), np.concatenate(cols)
+            expansion = scipy.sparse.csr_array((np.ones(rows.size), (rows, cols)), shape=(start, n_columns))
+            return expansion, expansion.T.tocsr()
+        return self._cached("expansion", build)
 
     def __getitem__(self, rows: np.ndarray | slice) -> OneHotCodes:
         return OneHotCodes(self.codes[rows], self.n_codes)
@@ -515,14 +554,6 @@ class OneHotCodes:
         dense = np.zeros(self.shape)
         dense[np.arange(self.shape[0])[:, None], self.codes + self.offsets()] = 1.0
         return dense
-
-
-def _segment_sum_matrix(codes: np.ndarray, n_segments: int) -> scipy.sparse.csr_array:
-    """S (n_segments, rows) with S @ G = the rows of G summed by their code (a 0/1 matrix, one 1 per column)."""
-    rows = codes.size
-    return scipy.sparse.csr_array(
-        (np.ones(rows), (codes, np.arange(rows))), shape=(n_segments, rows)
-    )
 
 
 @dataclass(frozen=True)
@@ -539,12 +570,10 @@ class _Node:
     right: int = -1
     left_codes: np.ndarray | None = None
     right_codes: np.ndarray | None = None
-    left_sum: scipy.sparse.csr_array | None = None
-    right_sum: scipy.sparse.csr_array | None = None
 
 
 # A merged group may keep at most this fraction of N table rows: each merge saves one gather and one segment
-# sum over all N samples and costs two over the merged table.
+# sum over all N samples and costs a row per combination (times its latents) in the roots' expansion.
 _MAX_GROUP_FRACTION = 0.25
 
 
@@ -578,7 +607,6 @@ def _code_tree(codes: np.ndarray, n_codes: tuple[int, ...]) -> tuple[list[_Node]
         nodes.append(
             _Node(
                 size=present.size, left=a, right=b, left_codes=left_codes, right_codes=right_codes,
-                left_sum=_segment_sum_matrix(left_codes, m_a), right_sum=_segment_sum_matrix(right_codes, m_b),
             )
         )
         sample_codes[len(nodes) - 1] = merged.reshape(-1).astype(np.intp, copy=False)
@@ -630,7 +658,8 @@ class _OneHotSoftmaxProblem:
 
     With one-hot features a sample's logits are a sum of table rows, one per latent. Latents whose value
     combinations are few are merged (:func:`_code_tree`) so that a sample sums one row per group instead;
-    the group tables are built from their halves, and the gradient flows back by segment sums. When
+    the group tables come from the weights by one sparse product (:meth:`OneHotCodes.root_expansion`), and
+    the gradient flows back by segment sums and that product's transpose. When
     everything merges into one group, samples with the same combination have the same logits, so the loss
     is summed over combinations with their samples' total weight (the same objective, no per-sample work).
     Without the max-shift (the logits are bounded, see ``_SAFE_LOGIT``), exp(sum of rows) is computed as the
@@ -644,6 +673,7 @@ class _OneHotSoftmaxProblem:
         self.offsets = x.offsets()
         self.n_columns = sum(x.n_codes) + 1
         self.nodes, self.roots, self.sample_codes = x.code_tree()
+        self.expand, self.expand_t = x.root_expansion()
         counts = np.bincount(labels, minlength=n_classes)
         sample_weight = (n / (n_classes * counts))[labels]
         weights = sample_weight / sample_weight.sum()
@@ -659,7 +689,7 @@ class _OneHotSoftmaxProblem:
             self.row_weights = weights[order]
             row_codes = [c[order] for c in self.sample_codes]
         n_rows = self.row_weights.size
-        block = max(256, _BLOCK_LOGITS // self.n_free)
+        block = max(256, _ONE_HOT_BLOCK_LOGITS // self.n_free)
         self.slices = [slice(start, min(start + block, n_rows)) for start in range(0, n_rows, block)]
         self.block_codes = [[c[s] for c in row_codes] for s in self.slices]
         # One matrix sums the rows for every root at once (the roots' tables stacked): a single sparse product
@@ -671,6 +701,10 @@ class _OneHotSoftmaxProblem:
             shape=(self.root_starts[-1], n_rows),
         )
         self.rows_buffer = np.empty((n_rows, self.n_free))
+        # Every per-sample temporary is allocated once: allocating them per evaluation cost page faults,
+        # which threads of one process take in turn (two sources on two threads then ran no faster).
+        self.factor_buffer = np.empty((min(block, n_rows), self.n_free))
+        self.total_buffer, self.log_buffer, self.scale_buffer = np.empty(n_rows), np.empty(n_rows), np.empty(n_rows)
         self.ones = np.ones(self.n_free)
 
         # The label term sum_i w_i z_{i, y_i} is linear in the parameters: its coefficients, summed once.
@@ -692,75 +726,52 @@ class _OneHotSoftmaxProblem:
     def n_parameters(self) -> int:
         return self.n_free * self.n_columns
 
-    def _tables(self, w: np.ndarray) -> list[np.ndarray]:
-        """Each node's logit table (size, free classes); the intercept is added to the first root's table."""
-        columns = np.ascontiguousarray(w.T)  # (F + 1, free classes)
-        tables: list[np.ndarray] = []
-        for node in self.nodes:
-            if node.latent is not None:
-                offset = self.offsets[node.latent]
-                tables.append(columns[offset : offset + node.size])
-            else:
-                tables.append(_rows(tables[node.left], node.left_codes) + _rows(tables[node.right], node.right_codes))
-        first = self.roots[0]
-        tables[first] = tables[first] + columns[-1]
-        return tables
+    def _root_tables(self, w: np.ndarray) -> list[np.ndarray]:
+        """Each root's logit table (size, free classes); the intercept is in the first root's."""
+        stacked = _sparse_times_dense(self.expand, np.ascontiguousarray(w.T))
+        return [stacked[a:b] for a, b in zip(self.root_starts[:-1], self.root_starts[1:], strict=True)]
 
     def loss_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         w = theta.reshape(self.n_free, -1)
         needs_shift = (np.abs(w) @ self.abs_max).max() >= _SAFE_LOGIT
         binary = self.n_free == 1
-        tables = self._tables(w)
-        root_tables = [tables[u] for u in self.roots]
+        root_tables = self._root_tables(w)
         # |every partial sum of logits| < _SAFE_LOGIT unless needs_shift: products of exps stay finite and normal.
         exps = None if needs_shift else [np.exp(t) for t in root_tables]
         loss = -np.vdot(self.target, w)
-        scale = np.empty(self.row_weights.size)
+        scale = self.scale_buffer
         for block, s in enumerate(self.slices):
             z = self.rows_buffer[s]
             codes = self.block_codes[block]
+            factor = self.factor_buffer[: s.stop - s.start]
             if exps is None:
                 _rows(root_tables[0], codes[0], out=z)
                 for table, c in zip(root_tables[1:], codes[1:], strict=True):
-                    z += _rows(table, c)
+                    z += _rows(table, c, out=factor)
                 log_partition, total = _exp_shifted_rows(z, binary, needs_shift)
             else:
                 _rows(exps[0], codes[0], out=z)
-                if len(exps) > 1:
-                    factor = np.empty_like(z)
-                    for e, c in zip(exps[1:], codes[1:], strict=True):
-                        z *= _rows(e, c, out=factor)
-                total = z @ self.ones
+                for e, c in zip(exps[1:], codes[1:], strict=True):
+                    z *= _rows(e, c, out=factor)
+                total = np.matmul(z, self.ones, out=self.total_buffer[s])
                 if binary:
                     total += 1.0
-                log_partition = np.log(total)
+                log_partition = np.log(total, out=self.log_buffer[s])
             weights = self.row_weights[s]
             loss += weights @ log_partition
-            scale[s] = weights / total
+            np.divide(weights, total, out=scale[s])
         # The rows are w_i * softmax probabilities once scaled by w_i / total_i: the segment sums' entries do it.
         self.root_sum.data.reshape(-1, len(self.roots))[:] = scale[:, None]
         stacked = _sparse_times_dense(self.root_sum, self.rows_buffer)
-        grads: list[np.ndarray | None] = [None] * len(self.nodes)
-        for r, u in enumerate(self.roots):
-            grads[u] = stacked[self.root_starts[r] : self.root_starts[r + 1]]
-        columns = np.empty((self.n_columns, self.n_free))
-        columns[-1] = grads[self.roots[0]].sum(axis=0)
-        for u in range(len(self.nodes) - 1, -1, -1):  # parents before children
-            node = self.nodes[u]
-            if node.latent is not None:
-                offset = self.offsets[node.latent]
-                columns[offset : offset + node.size] = grads[u]
-            else:
-                grads[node.left] = _sparse_times_dense(node.left_sum, grads[u])
-                grads[node.right] = _sparse_times_dense(node.right_sum, grads[u])
+        columns = _sparse_times_dense(self.expand_t, stacked)  # (F + 1, free classes), the intercept last
         return float(loss), (columns.T - self.target).ravel()
 
     def true_class_log_proba(self, theta: np.ndarray) -> np.ndarray:
         """log p(y_i | x_i) for every sample."""
-        tables = self._tables(theta.reshape(self.n_free, -1))
-        z = _rows(tables[self.roots[0]], self.sample_codes[0])
-        for u, c in zip(self.roots[1:], self.sample_codes[1:], strict=True):
-            z += _rows(tables[u], c)
+        tables = self._root_tables(theta.reshape(self.n_free, -1))
+        z = _rows(tables[0], self.sample_codes[0])
+        for table, c in zip(tables[1:], self.sample_codes[1:], strict=True):
+            z += _rows(table, c)
         if self.n_free == 1:
             z = np.hstack([np.zeros((z.shape[0], 1)), z])  # class 0's fixed logit
         picked = z[np.arange(z.shape[0]), self.labels]
