@@ -38,6 +38,25 @@ def test_run_directory_has_everything(tiny_h5, tmp_path):
     assert "model.latent.values" in tensors
 
 
+def test_the_run_ends_with_where_its_time_went(tiny_h5, tmp_path, capsys, monkeypatch):
+    waits = {"evaluate": 0.2}
+    original = train_mod.evaluate
+
+    def slow_evaluate(*args, **kwargs):
+        import time
+        time.sleep(waits["evaluate"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "evaluate", slow_evaluate)
+    train_mod.train(tiny_config(tiny_h5, tmp_path / "run", "train.steps=4", "train.eval_every=100"))
+    line = next(ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("time: "))
+    seconds = {name: float(value) for name, value in
+               (part.rsplit(" ", 2)[:2] for part in line[len("time: "):].split("; ")[0].split(", "))}
+    assert set(seconds) == {"data", "first step", "steps", "evaluations", "checkpoints", "other"}
+    assert seconds["evaluations"] >= 0.4  # two evaluations (steps 0 and 4), each slowed by 0.2 s
+    assert "total 0 min" in line
+
+
 class Crash(Exception):
     pass
 

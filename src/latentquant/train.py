@@ -36,6 +36,33 @@ def is_eval_step(step: int, total: int, every: int, early: bool = True) -> bool:
     return early and step < every and step % max(every // 10, 1) == 0
 
 
+class TimeSpent:
+    """Wall-clock seconds per stage of a run, printed at its end: where ten minutes went is the first question
+    about a slow run (rendering the data, compiling, the steps, the evaluations)."""
+
+    STAGES = ("data", "first step", "steps", "evaluations", "checkpoints")
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(self.STAGES, 0.0)
+        self.started = time.perf_counter()
+
+    @contextmanager
+    def stage(self, name: str):
+        begin = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - begin
+
+    def summary(self, compiled: bool) -> str:
+        total = time.perf_counter() - self.started
+        names = {"data": "data", "first step": "first step (compiles)" if compiled else "first step"}
+        parts = [f"{names.get(k, k)} {v:.1f} s" for k, v in self.seconds.items()]
+        other = total - sum(self.seconds.values())
+        minutes, seconds = divmod(total, 60)
+        return f"time: {', '.join(parts)}, other {max(other, 0.0):.1f} s; total {int(minutes)} min {seconds:.0f} s"
+
+
 def learning_rate(cfg: TrainConfig, step: int) -> float:
     """The rate of the update made at `step`: `train.lr`, or under the cosine schedule a linear warm-up from
     lr/warmup over `warmup` steps, then half a cosine from lr down to 0 at `train.steps`. A function of the step
@@ -152,6 +179,7 @@ def train(cfg: Config, *, encoder: Network | None = None, decoder: Network | Non
     `encoder` / `decoder`: your own networks in place of the built-in pair (a module, or a function of no
     arguments returning one, called after torch.manual_seed(cfg.seed)); a resume takes the same classes again.
     """
+    spent = TimeSpent()
     if cfg.resume is None:
         # config.yaml records the count that ran (0 picks the free cores): a resume repeats it, and with it the
         # last bits of every kernel's reductions, which depend on the number of threads.
@@ -159,7 +187,8 @@ def train(cfg: Config, *, encoder: Network | None = None, decoder: Network | Non
     else:
         _resume_threads(cfg.train.threads)
     device = train_device(cfg)
-    data = load_data(cfg)  # bad data fails here, before anything is written
+    with spent.stage("data"):
+        data = load_data(cfg)  # bad data fails here, before anything is written
     train_rows, evals = data_split(len(data), cfg.data)
     if cfg.resume is None and cfg.data.channels is None:
         cfg.data.channels = data.image_shape[2]  # config.yaml then says everything the networks' shapes depend on
@@ -200,8 +229,10 @@ def train(cfg: Config, *, encoder: Network | None = None, decoder: Network | Non
                 run.save_config(cfg)
         logger = Logger(run, start if cfg.resume is not None else None)
         try:
-            return _loop(cfg, run, logger, data, model, optimizers, rng, stream, window, start, device, train_rows,
-                         evals)
+            result = _loop(cfg, run, logger, data, model, optimizers, rng, stream, window, start, device,
+                           train_rows, evals, spent)
+            print(spent.summary(cfg.train.compile), file=sys.stderr)
+            return result
         finally:
             logger.close()
     finally:
@@ -210,7 +241,7 @@ def train(cfg: Config, *, encoder: Network | None = None, decoder: Network | Non
 
 def _loop(cfg: Config, run: RunDir, logger: Logger, data, model, optimizers, rng: torch.Generator,
           stream: BatchStream, window: Window, start: int, device: torch.device, train_rows: np.ndarray | None,
-          evals: np.ndarray) -> dict[str, float]:
+          evals: np.ndarray, spent: TimeSpent) -> dict[str, float]:
     total = cfg.train.steps
     channels_last = cfg.train.channels_last
     print(f"run: {run.path}  model={cfg.model.name} data={cfg.data.name} latents={cfg.model.num_latents} "
@@ -241,11 +272,13 @@ def _loop(cfg: Config, run: RunDir, logger: Logger, data, model, optimizers, rng
     with _stop_requests() as stop:
         while True:
             if step > start and (step % cfg.train.checkpoint_every == 0 or step == total):
-                checkpoint(step)
+                with spent.stage("checkpoints"):
+                    checkpoint(step)
             if is_eval_step(step, total, cfg.train.eval_every, cfg.train.eval_early) or (step == start and redo_eval):
-                last_eval = evaluate(model, data, evals, cfg.eval, step=step, out_dir=run.eval_dir(step),
-                                     device=device, channels_last=channels_last,
-                                     suite=cfg.eval.suite and step == total)
+                with spent.stage("evaluations"):
+                    last_eval = evaluate(model, data, evals, cfg.eval, step=step, out_dir=run.eval_dir(step),
+                                         device=device, channels_last=channels_last,
+                                         suite=cfg.eval.suite and step == total)
                 logger.log("eval", step, last_eval)
                 window_start = time.perf_counter()  # throughput counts training time only
             if step >= total:
@@ -256,16 +289,17 @@ def _loop(cfg: Config, run: RunDir, logger: Logger, data, model, optimizers, rng
                     checkpoint(step)
                 bar.close()
                 raise Interrupted(f"stopped by {name} at step {step}; {resume_hint()}", 128 + stop[0])
-            rows = stream.next()
-            # Sorted stream rows map to sorted training rows: the store is still read in order.
-            x = to_input(data.images[rows if train_rows is None else train_rows[rows]], device, channels_last)
-            if cfg.train.schedule != "constant":
-                rate = learning_rate(cfg.train, step)
-                for optimizer in optimizers.values():
-                    for group in optimizer.param_groups:
-                        group["lr"] = rate
-            terms = model.train_step(x, step, optimizers, clip=cfg.train.clip, rng=rng)
-            values = {k: float(v) for k, v in terms.items()}
+            with spent.stage("first step" if step == start else "steps"):
+                rows = stream.next()
+                # Sorted stream rows map to sorted training rows: the store is still read in order.
+                x = to_input(data.images[rows if train_rows is None else train_rows[rows]], device, channels_last)
+                if cfg.train.schedule != "constant":
+                    rate = learning_rate(cfg.train, step)
+                    for optimizer in optimizers.values():
+                        for group in optimizer.param_groups:
+                            group["lr"] = rate
+                terms = model.train_step(x, step, optimizers, clip=cfg.train.clip, rng=rng)
+                values = {k: float(v) for k, v in terms.items()}
             bad = [k for k, v in values.items() if not math.isfinite(v)]
             if bad:
                 bar.close()
