@@ -56,8 +56,8 @@ class TimeSpent:
 
     def summary(self, compiled: bool) -> str:
         total = time.perf_counter() - self.started
-        names = {"data": "data", "first step": "first step (compiles)" if compiled else "first step"}
-        parts = [f"{names.get(k, k)} {v:.1f} s" for k, v in self.seconds.items()]
+        parts = [f"{k}{' (compiles)' if compiled and k == 'first step' else ''} {v:.1f} s"
+                 for k, v in self.seconds.items()]
         other = total - sum(self.seconds.values())
         minutes, seconds = divmod(total, 60)
         return f"time: {', '.join(parts)}, other {max(other, 0.0):.1f} s; total {int(minutes)} min {seconds:.0f} s"
