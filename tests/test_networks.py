@@ -1,7 +1,14 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
-from latentquant.modules.networks import ImageEncoder, StyleDecoder, count_parameters, repeating_stack
+from latentquant.modules.networks import (
+    ImageEncoder,
+    StyleDecoder,
+    count_parameters,
+    modulated_instance_norm,
+    repeating_stack,
+)
 
 # Counted from the authors' architecture (docs/models.md, "Networks"): ~3.68 M and ~3.97 M.
 REFERENCE_ENCODER_12 = 3.68e6
@@ -47,3 +54,20 @@ def test_transposed_conv_init_uses_input_fan_in():
     w = dec.blocks[-1].conv.weight  # 32 -> 32 channels, kernel 4
     bound = 1 / (w.shape[0] * 16) ** 0.5
     assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound
+
+
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
+def test_modulated_instance_norm_is_instance_norm_then_affine_and_keeps_the_memory_format(fmt):
+    g = torch.Generator().manual_seed(0)
+    h = (3 * torch.randn(4, 8, 16, 16, generator=g) + 2).contiguous(memory_format=fmt).requires_grad_()
+    scale = torch.rand(4, 8, 1, 1, generator=g).requires_grad_()
+    shift = torch.randn(4, 8, 1, 1, generator=g).requires_grad_()
+    out = modulated_instance_norm(h, scale, shift, eps=1e-6)
+    ref = F.instance_norm(h, eps=1e-6) * scale + shift
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    upstream = torch.randn(out.shape, generator=g)
+    for a, b in zip(torch.autograd.grad(out, (h, scale, shift), upstream),
+                    torch.autograd.grad(ref, (h, scale, shift), upstream), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    # The reason it exists: F.instance_norm hands a channels-last map back as NCHW.
+    assert out.is_contiguous(memory_format=fmt)

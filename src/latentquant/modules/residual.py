@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from latentquant.modules.networks import modulated_instance_norm
+
 STAGES = 4  # each halves (encoder) or doubles (decoder) the side: images need a side divisible by 16
 CONDITION = 256  # the decoder's conditioning vector, at Tripod's width whatever the base
 
@@ -61,7 +63,7 @@ class _FiLMBlock(nn.Module):
         h = x
         for conv, film in zip(self.convs, self.films, strict=True):
             scale, shift = film(cond)[:, :, None, None].chunk(2, dim=1)
-            h = F.gelu(F.instance_norm(conv(h)) * (1 + scale) + shift)
+            h = F.gelu(modulated_instance_norm(conv(h), 1 + scale, shift, eps=1e-5))  # F.instance_norm's eps
         return h + x
 
 
