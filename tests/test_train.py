@@ -215,6 +215,40 @@ def test_compile_applies_to_every_model(model, tiny_h5, tmp_path, monkeypatch):
     assert len(compiled) == 1
 
 
+def test_a_failing_compiler_leaves_one_warning_and_an_eager_run_that_learns(tiny_h5, tmp_path, monkeypatch, capsys):
+    import torch
+    from torch._dynamo.exc import TorchDynamoException
+
+    attempts = []
+
+    def broken(fn, *args, **kwargs):  # what torch.compile hands back on a machine without a C++ compiler
+        def call(*a, **k):
+            attempts.append(1)
+            raise TorchDynamoException("InvalidCxxCompiler: No working C++ compiler found\n(a long traceback)")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    train_mod.train(tiny_config(tiny_h5, tmp_path / "r", "train.steps=30", "train.compile=true", "eval.figures=false",
+                                "train.lr=3e-3"))
+    err = capsys.readouterr().err
+    assert attempts == [1]  # tried once, then eager for good
+    assert err.count("torch.compile failed (InvalidCxxCompiler: No working C++ compiler found); training goes on "
+                     "eager") == 1 and "a long traceback" not in err
+    bce = [r["bce"] for r in timeless_log(tmp_path / "r") if r.get("split") == "train"]
+    assert bce[-1] < bce[0]
+
+
+def test_an_error_of_the_loss_itself_is_not_hidden_by_the_compile_fallback(capsys):
+    from latentquant.models.base import compiled_or_eager
+
+    def loss(x):
+        raise ValueError(f"bad batch {x}")
+
+    with pytest.raises(ValueError, match="bad batch 3"):
+        compiled_or_eager(loss)(3)
+    assert "torch.compile failed" not in capsys.readouterr().err
+
+
 def test_cosine_schedule_warms_up_peaks_and_decays_to_zero():
     cfg = config.resolve(["train.schedule=cosine", "train.warmup=10", "train.steps=110", "train.lr=0.002"]).train
     rates = [train_mod.learning_rate(cfg, s) for s in range(110)]

@@ -21,7 +21,7 @@ from ..modules.discriminator import TotalCorrelationDiscriminator, permute_dims
 from ..modules.klm import kernel_multiinformation
 from ..modules.latents import LatentOutput
 from ..modules.nhp import normalized_hessian_penalty
-from .base import LatentModel, Reconstruction, bce_per_pixel, weighted_sum
+from .base import LatentModel, Reconstruction, bce_per_pixel, compiled_or_eager, weighted_sum
 from .optim import make_optimizer, step_on
 
 COMPOSABLE_TERMS = ("klm", "nhp", "tc")
@@ -173,7 +173,7 @@ class Autoencoder(LatentModel):
         return terms
 
     def compile_for_training(self) -> None:
-        self._loss = torch.compile(self.loss_and_codes)
+        self._loss = compiled_or_eager(self.loss_and_codes)
 
     def eval_terms(self, x: Tensor, out: Reconstruction) -> dict[str, Tensor]:
         terms = self.objective(x, out)[1]
