@@ -47,6 +47,9 @@ def make_step(parts: ModelParts, batch: int, *, channels_last: bool, compile_: b
     model = model.to(memory_format=fmt)
     optimizers = model.configure_optimizers(lr=1e-3, weight_decay=get_spec(model_name).weight_decay, fused=fused)
     if compile_:
+        # From scratch, as in a run: after an earlier variant's graph, dynamo would recompile this one with
+        # dynamic strides, a slower graph than any run of `latentquant train` gets.
+        torch._dynamo.reset()
         model.compile_for_training()
     x = torch.rand(batch, parts.in_channels, parts.image_size, parts.image_size).contiguous(memory_format=fmt)
     rng = torch.Generator().manual_seed(0)

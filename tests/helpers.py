@@ -12,7 +12,7 @@ from latentquant.modules.networks import repeating_stack
 # A 3-conv encoder on 32x32 images, one thread: a run of a few steps takes a second or two.
 TINY = ["model.widths=[8,16,16]", "model.blocks_per_stage=1", "model.dense=[32]", "data.image_size=32",
         "train.batch_size=16", "data.num_eval=64", "eval.batch_size=32", "progress=false", "train.threads=1",
-        "train.log_every=2"]
+        "train.log_every=2", "train.compile=false"]
 
 # Parts of a two-stage network on 16x16 images for model-level tests (no data file needed).
 TINY_PARTS = ModelParts(in_channels=3, image_size=16, stack=repeating_stack((8, 16), per_stage=1), dense=(32,),

@@ -87,8 +87,9 @@ def test_ae_keeps_no_decay_on_every_dataset():
 
 def test_gans_get_their_step_budget_at_the_cpu_scale_only():
     gan, ae = config.resolve(["model=qlinfowgan_gp"]), config.resolve(["model=qlae"])
-    assert gan.train.steps == 12_000 and ae.train.steps == 8_000  # 2,400 generator steps; see presets/cpu-gan.yaml
+    assert gan.train.steps == 12_000 and ae.train.steps == 10_000  # 2,400 generator steps; see presets/cpu-gan.yaml
     assert gan.train.lr == 2e-4 and gan.train.batch_size == 64
+    assert ae.train.compile and not gan.train.compile  # the GANs' compiled step was never measured
     assert config.resolve(["model=infowgan_gp", "preset=paper"]).train.steps == 200_000
     assert config.resolve(["model=infowgan_gp", "train.steps=10"]).train.steps == 10
 
@@ -114,5 +115,15 @@ def test_the_quick_preset_is_the_cpu_presets_networks_on_a_short_run():
         (cpu.model.widths, cpu.model.blocks_per_stage, cpu.data.image_size)
     assert quick.train.steps * quick.train.batch_size < cpu.train.steps * cpu.train.batch_size / 4
     assert quick.data.num_eval < cpu.data.num_eval and "quick" in config.preset_names()
-    with pytest.raises(UserError, match="known: cpu, paper, quick"):
+    with pytest.raises(UserError, match="known: cpu, cpu-long, paper, quick"):
         config.resolve(["preset=fast"])
+
+
+def test_cpu_long_is_the_default_for_four_times_the_steps_and_tuned_files_are_not_presets():
+    cpu, long = config.resolve([]), config.resolve(["preset=cpu-long"])
+    assert long.train.steps == 4 * cpu.train.steps
+    assert (long.model.widths, long.data.image_size, long.train.batch_size, long.train.lr) == (
+        cpu.model.widths, cpu.data.image_size, cpu.train.batch_size, cpu.train.lr)
+    assert config.scale_presets() == ["cpu", "cpu-long", "paper", "quick"]
+    with pytest.raises(UserError, match="unknown preset 'qlae-shapes3d'; known: cpu, cpu-long, paper, quick"):
+        config.resolve(["preset=qlae-shapes3d"])

@@ -133,6 +133,14 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files("latentquant.presets").iterdir() if p.name.endswith(".yaml"))
 
 
+def scale_presets() -> list[str]:
+    """The presets `preset=` takes (quick, cpu, cpu-long, paper): not a scale's GAN budget (`<scale>-gan`) nor
+    a tuned `<model>-<dataset>` file."""
+    from .data.catalog import CATALOG
+
+    return [p for p in preset_names() if not p.endswith("-gan") and p.rsplit("-", 1)[-1] not in CATALOG]
+
+
 def _read_preset(name: str) -> dict[str, Any] | None:
     ref = resources.files("latentquant.presets") / f"{name}.yaml"
     if not ref.is_file():
@@ -155,7 +163,7 @@ def keys_help(preset: str = "cpu") -> str:
         f"  {'':<{width}}  defaults and per-dataset presets; a wrong key names the keys it takes (docs/models.md)",
         "",
         "model=<name> and data=<name> are short for model.name and data.name; preset=quick is a 2-minute smoke",
-        "test, preset=paper the paper's scale.",
+        "test, preset=cpu-long the default for four times the steps, preset=paper the paper's scale.",
         "Presets: src/latentquant/presets/ (cpu.yaml, paper.yaml and the tuned <model>-<dataset>.yaml files).",
     ]
     return "\n".join(lines)
@@ -306,9 +314,9 @@ def resolve(overrides: dict[str, Any] | list[str] | None = None) -> Config:
         raise UserError("resume= continues a run: use config.resume(run_dir, overrides)")
     cfg = Config()
     preset = overrides.pop("preset", cfg.preset)
-    tree = _read_preset(str(preset))
+    tree = _read_preset(str(preset)) if str(preset) in scale_presets() else None
     if tree is None:
-        raise UserError(f"unknown preset {preset!r}; known: {', '.join(p for p in preset_names() if '-' not in p)}")
+        raise UserError(f"unknown preset {preset!r}; known: {', '.join(scale_presets())}")
     cfg.preset = str(preset)
     layers = [_flatten(tree)]
     model = overrides.get("model.name", layers[0].get("model.name", cfg.model.name))
