@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from .errors import Interrupted, UserError
+from .errors import Interrupted, UserError, warn
 
 PAPER_DATASETS = ("shapes3d", "mpi3d", "falcor3d", "isaac3d")
 
@@ -64,9 +64,6 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warn(message: str) -> None:
-    print(f"latentquant: warning: {message}", file=sys.stderr)
-
 
 class StageClock:
     """Shows each stage of a long evaluation as it starts and its time when it ends, one line per stage:
@@ -90,7 +87,7 @@ class StageClock:
 
     def warn(self, message: str) -> None:
         self.end()  # a warning on its own line, not inside a stage's
-        _warn(message)
+        warn(message)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -102,7 +99,7 @@ def _report(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         out = write_report(args.run_dir, out=args.out, step=args.step)
     for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, ReportWarning)):
-        print(f"latentquant: warning: {message}", file=sys.stderr)
+        warn(message)
     print(out)
     return 0
 
@@ -115,13 +112,13 @@ def _explore(args: argparse.Namespace) -> int:
     if args.export is not None:
         if len(args.run_dirs) > 1:
             raise UserError(f"--export writes one run's page, got {len(args.run_dirs)} run directories")
-        out = explore.export(args.run_dirs[0], args.export, step=args.step, num_eval=args.num_eval, warn=_warn)
+        out = explore.export(args.run_dirs[0], args.export, step=args.step, num_eval=args.num_eval, warn=warn)
         print(f"wrote {out}")
         return 0
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be between 0 and 65535, got {args.port}")
     explore.serve(args.run_dirs, step=args.step, host=args.host, port=args.port, num_eval=args.num_eval,
-                  on_ready=lambda line: print(line, flush=True), warn=_warn)
+                  on_ready=lambda line: print(line, flush=True), warn=warn)
     return 0
 
 
@@ -148,7 +145,7 @@ def _metrics(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise UserError(f"{args.file}: {e}") from e
     for message in dict.fromkeys(str(w.message) for w in caught):
-        print(f"latentquant: warning: {message}", file=sys.stderr)
+        warn(message)
     predictor = args.dci_predictor or protocol.dci_predictor
     if args.json:
         clean = {key: (None if value != value else value) for key, value in scores.items()}  # NaN -> null
@@ -188,7 +185,7 @@ def _udr(args: argparse.Namespace) -> int:
 
     latents, steps, indices = [], [], None
     for run, cfg in zip(runs, configs, strict=True):
-        data, model, meta = load_run_model(run.path, cfg, warn=_warn)
+        data, model, meta = load_run_model(run.path, cfg, warn=warn)
         if indices is None:  # the first run's evaluation set, encoded by every model
             indices = eval_indices(len(data), args.num_eval or cfg.data.num_eval, cfg.data.seed)
         reps, _ = encode_images(model, data.images, indices, batch_size=cfg.eval.batch_size, device=run_device(cfg))

@@ -1,4 +1,12 @@
-"""The one exception type the command line turns into a one-line message and exit code 2."""
+"""The one exception type the command line turns into a one-line message and exit code 2, and the one-line
+warning every part of latentquant prints."""
+
+import sys
+
+
+def warn(message: str) -> None:
+    """One line on stderr, prefixed as every latentquant warning is."""
+    print(f"latentquant: warning: {message}", file=sys.stderr)
 
 
 class UserError(ValueError):

@@ -24,7 +24,7 @@ import torch
 from .build import Network, load_data, make_model, set_threads, train_device
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, TrainConfig
-from .errors import Interrupted, UserError
+from .errors import Interrupted, UserError, warn
 from .evaluate import data_split, evaluate, to_input
 from .runs import Logger, RunDir
 
@@ -155,9 +155,6 @@ def _stop_requests():
             signal.signal(s, h)
 
 
-def _warn(message: str) -> None:
-    print(f"latentquant: warning: {message}", file=sys.stderr)
-
 
 def _resume_threads(recorded: int) -> None:
     """Use the recorded thread count (the free cores for runs that recorded 0), warning when it is more than
@@ -168,7 +165,7 @@ def _resume_threads(recorded: int) -> None:
     threads = set_threads(recorded or free)
     if threads > free and threads > 1:
         cores = available_cores()
-        _warn(f"{cores - free} of {cores} cores are busy with other processes; this run uses {threads} threads, "
+        warn(f"{cores - free} of {cores} cores are busy with other processes; this run uses {threads} threads, "
               f"each waiting on the busiest core; train.threads={free} would run faster (and change the last bits "
               "of the results)")
 
@@ -210,10 +207,10 @@ def train(cfg: Config, *, encoder: Network | None = None, decoder: Network | Non
     run = RunDir.create(cfg) if cfg.resume is None else RunDir.open(cfg.run_dir)  # type: ignore[arg-type]
     try:
         if run.lock is not None and run.lock.took_over:
-            _warn(f"took over the stale lock of process {run.lock.took_over.get('pid')} in {run.path}")
+            warn(f"took over the stale lock of process {run.lock.took_over.get('pid')} in {run.path}")
         if cfg.resume is not None:
             if run.checkpoint_steps():
-                meta = load_checkpoint(run.checkpoints, model, optimizers, fallback=True, warn=_warn)
+                meta = load_checkpoint(run.checkpoints, model, optimizers, fallback=True, warn=warn)
                 start = meta["step"]
                 stream = BatchStream(n_train, cfg.train.batch_size, cfg.seed, **meta["stream"])
                 torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))

@@ -7,7 +7,6 @@ never ask which family a model belongs to.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,29 +15,29 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import warn
 from ..modules.latents import LatentOutput
 
 
 def compiled_or_eager(fn: Callable[..., Any]) -> Callable[..., Any]:
     """torch.compile(fn), or fn itself from the first call on which compiling fails (a machine with no working C++
-    compiler, say): one line on stderr, then the same step eager. Compiling happens before the graph runs, so a
+    compiler, say): one warning line, then the same step eager. Compiling happens before the graph runs, so a
     failed attempt has changed nothing; an error of fn's own is not the compiler's and is raised as it is."""
     from torch._dynamo.exc import TorchDynamoException
 
-    compiled = torch.compile(fn)
-    state = {"fn": compiled}
+    compiled: Callable[..., Any] | None = torch.compile(fn)
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        if state["fn"] is fn:
-            return fn(*args, **kwargs)
-        try:
-            return compiled(*args, **kwargs)
-        except TorchDynamoException as e:
-            reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-            print(f"latentquant: warning: torch.compile failed ({reason}); training goes on eager",
-                  file=sys.stderr)
-            state["fn"] = fn
-            return fn(*args, **kwargs)
+        nonlocal compiled
+        if compiled is not None:
+            try:
+                return compiled(*args, **kwargs)
+            except TorchDynamoException as e:
+                text = str(e).strip()
+                warn(f"torch.compile failed ({text.splitlines()[0][:160] if text else type(e).__name__}); "
+                     "training goes on eager")
+                compiled = None
+        return fn(*args, **kwargs)
 
     return call
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from latentquant.modules.networks import modulated_instance_norm
+from .networks import modulated_instance_norm
 
 STAGES = 4  # each halves (encoder) or doubles (decoder) the side: images need a side divisible by 16
 CONDITION = 256  # the decoder's conditioning vector, at Tripod's width whatever the base
