@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ..modules.latents import UniformPrior
 from ..modules.networks import CriticEncoder, StyleDecoder
 from ..modules.quantizers import ScalarQuantizer
-from .base import LatentModel, Reconstruction, bce_per_pixel, weighted_sum
+from .base import LatentModel, Reconstruction, bce_per_pixel, compiled_or_eager, weighted_sum
 from .optim import make_optimizer, step_on
 from .registry import ModelParts, register
 
@@ -115,7 +115,7 @@ class InfoWGAN(LatentModel):
     def compile_for_training(self) -> None:
         # The gradient penalty differentiates the critic twice, which torch.compile does not support;
         # the generator (a forward pass in both steps) is what compiles.
-        self.generator.compile()
+        self.generator.forward = compiled_or_eager(self.generator.forward)
 
     def eval_terms(self, x: Tensor, out: Reconstruction) -> dict[str, Tensor]:
         """Reconstruction terms for evaluation only; the GAN never trains on them."""
