@@ -64,7 +64,6 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-
 class StageClock:
     """Shows each stage of a long evaluation as it starts and its time when it ends, one line per stage:
     `latentquant eval` runs minutes of metrics, and a silent terminal reads as a hang."""

@@ -155,7 +155,6 @@ def _stop_requests():
             signal.signal(s, h)
 
 
-
 def _resume_threads(recorded: int) -> None:
     """Use the recorded thread count (the free cores for runs that recorded 0), warning when it is more than
     the cores other processes now leave free: the machine is sampled once."""
@@ -166,8 +165,8 @@ def _resume_threads(recorded: int) -> None:
     if threads > free and threads > 1:
         cores = available_cores()
         warn(f"{cores - free} of {cores} cores are busy with other processes; this run uses {threads} threads, "
-              f"each waiting on the busiest core; train.threads={free} would run faster (and change the last bits "
-              "of the results)")
+             f"each waiting on the busiest core; train.threads={free} would run faster (and change the last bits "
+             "of the results)")
 
 
 def train(cfg: Config, *, encoder: Network | None = None, decoder: Network | None = None) -> dict[str, float]:
