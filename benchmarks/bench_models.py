@@ -1,7 +1,7 @@
 """Per-step cost of every model, and of the composable terms on QLAE, relative to QLAE, in one run.
 
 Each model's own `train_step` (all its optimizers) on one fixed random batch at the CPU preset's size
-(32x32, batch 64, the preset's networks), eager, after warm-up. Models are timed in interleaved rounds and
+(16x16, batch 64, the preset's networks), eager, after warm-up. Models are timed in interleaved rounds and
 each keeps its fastest round, so a burst of other work on the machine does not land on one model only.
 
     python benchmarks/bench_models.py [--rounds 3] [--steps 5] [--models qlae,ae,tripod]

@@ -87,9 +87,9 @@ def test_ae_keeps_no_decay_on_every_dataset():
 
 def test_gans_get_their_step_budget_at_the_cpu_scale_only():
     gan, ae = config.resolve(["model=qlinfowgan_gp"]), config.resolve(["model=qlae"])
-    assert gan.train.steps == 12_000 and ae.train.steps == 10_000  # 2,400 generator steps; see presets/cpu-gan.yaml
+    assert gan.train.steps == 36_000 and ae.train.steps == 22_500  # 7,200 generator steps; see presets/cpu-gan.yaml
     assert gan.train.lr == 2e-4 and gan.train.batch_size == 64
-    assert ae.train.compile and not gan.train.compile  # the GANs' compiled step was never measured
+    assert ae.train.compile and not gan.train.compile  # the gradient penalty's double backward does not compile
     assert config.resolve(["model=infowgan_gp", "preset=paper"]).train.steps == 200_000
     assert config.resolve(["model=infowgan_gp", "train.steps=10"]).train.steps == 10
 
@@ -119,11 +119,12 @@ def test_the_quick_preset_is_the_cpu_presets_networks_on_a_short_run():
         config.resolve(["preset=fast"])
 
 
-def test_cpu_long_is_the_default_for_four_times_the_steps_and_tuned_files_are_not_presets():
+def test_cpu_long_is_the_default_at_twice_the_side_for_more_images_and_tuned_files_are_not_presets():
     cpu, long = config.resolve([]), config.resolve(["preset=cpu-long"])
-    assert long.train.steps == 4 * cpu.train.steps
-    assert (long.model.widths, long.data.image_size, long.train.batch_size, long.train.lr) == (
-        cpu.model.widths, cpu.data.image_size, cpu.train.batch_size, cpu.train.lr)
+    assert long.data.image_size == 2 * cpu.data.image_size and long.model.widths[:-1] == cpu.model.widths
+    assert long.train.steps * long.train.batch_size > cpu.train.steps * cpu.train.batch_size
+    assert (long.model.blocks_per_stage, long.model.dense, long.train.lr, long.train.compile) == (
+        cpu.model.blocks_per_stage, cpu.model.dense, cpu.train.lr, cpu.train.compile)
     assert config.scale_presets() == ["cpu", "cpu-long", "paper", "quick"]
     with pytest.raises(UserError, match="unknown preset 'qlae-shapes3d'; known: cpu, cpu-long, paper, quick"):
         config.resolve(["preset=qlae-shapes3d"])

@@ -211,3 +211,20 @@ def test_cli_errors_exit_2_with_one_line(sweep, tmp_path, capsys):
     assert main(["table", str(sweep), "--metrics", "InfoX"]) == 2  # no note about skipped runs before it
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "unknown metric 'InfoX'" in err
+
+
+def test_step_scores_each_run_at_that_evaluation(sweep, capsys):
+    """Every synthetic run was evaluated at step 0 (all scores 0), the finished ones also at STEPS: --step 0 takes
+    the unfinished run in too, and its numbers are step 0's, not the last step's."""
+    at_zero = tables.collect_runs([sweep], step=0)
+    assert at_zero.skipped == [] and len(at_zero.groups[("qlae", "shapes3d")]) == 4
+    assert {f["infom"] for finals in at_zero.groups.values() for f in finals} == {0.0}
+    assert tables.collect_runs([sweep], step=STEPS).groups == tables.collect_runs([sweep]).groups
+    assert main(["table", str(sweep), "--step", "0", "--metrics", "InfoM"]) == 0
+    out, err = capsys.readouterr()
+    assert "| **0.000** |" in out and "Each run scored at step 0." in out and err == ""
+    assert main(["table", str(sweep), "--step", "7"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "has an evaluation at step 7" in err
+    with pytest.raises(UserError, match="--step must be a step number"):
+        tables.collect_runs([sweep], step=-1)

@@ -250,7 +250,7 @@ def _encode(args: argparse.Namespace) -> int:
 def _table(args: argparse.Namespace) -> int:
     from .experiments import tables
 
-    collection = tables.collect_runs(args.paths, group_by=args.group_by)
+    collection = tables.collect_runs(args.paths, group_by=args.group_by, step=args.step)
     text = tables.render(tables.build_tables(collection, args.metrics, args.confidence), args.format)
     for note in collection.notes:  # after the last possible UserError, which must stay a single line
         print(f"latentquant: {note}", file=sys.stderr)
@@ -495,6 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--group-by", type=_comma_list, action="extend", default=[], metavar="KEY",
                        help="config keys that also separate rows, e.g. model.weight_decay (repeatable)")
     table.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
+    table.add_argument("--step", type=int, default=None, metavar="N",
+                       help="score each run at its evaluation at step N instead of its last (runs without one "
+                            "are skipped)")
     table.set_defaults(func=_table)
     return parser
 

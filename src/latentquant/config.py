@@ -163,8 +163,9 @@ def keys_help(preset: str = "cpu") -> str:
         f"  {'':<{width}}  defaults and per-dataset presets; a wrong key names the keys it takes (docs/models.md)",
         "",
         "model=<name> and data=<name> are short for model.name and data.name; preset=quick is a 2-minute smoke",
-        "test, preset=cpu-long the default for four times the steps, preset=paper the paper's scale.",
-        "Presets: src/latentquant/presets/ (cpu.yaml, paper.yaml and the tuned <model>-<dataset>.yaml files).",
+        "test, preset=cpu-long 32x32 images for under an hour, preset=paper the paper's scale.",
+        "Presets: src/latentquant/presets/ (quick, cpu, cpu-long and paper.yaml, <scale>-gan.yaml for the GANs'",
+        "step budget, and the tuned <model>-<dataset>.yaml files).",
     ]
     return "\n".join(lines)
 

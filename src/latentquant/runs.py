@@ -142,15 +142,15 @@ class RunDir:
         """Every record of metrics.jsonl; a half-written last line (a killed run) is skipped."""
         return read_log_file(self.log)
 
-    def final_metrics(self, cfg: Config | None = None) -> dict[str, Any] | None:
-        """The evaluation at the run's last step (None if it has not got there).
+    def final_metrics(self, cfg: Config | None = None, step: int | None = None) -> dict[str, Any] | None:
+        """The evaluation at the run's last step, or at ``step`` (None if the run has no evaluation there).
 
         Values from a later `latentquant eval` of that step (eval/step_N/metrics.json: DCI, MIG, ...) fill in
         what training did not compute, and replace every score they have when that evaluation used another
         protocol (``protocol`` says which holds); the figures' arrays (nmi, active) are left out.
         """
         cfg = cfg or self.read_config()
-        steps = cfg.train.steps
+        steps = cfg.train.steps if step is None else step
         evals = [r for r in self.read_log() if r.get("split") == "eval" and r.get("step") == steps]
         if not evals:
             return None
@@ -277,8 +277,8 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
     return RunDir(run_dir).read_log()
 
 
-def final_metrics(run_dir: Path, cfg: Config | None = None) -> dict[str, Any] | None:
-    return RunDir(run_dir).final_metrics(cfg)
+def final_metrics(run_dir: Path, cfg: Config | None = None, step: int | None = None) -> dict[str, Any] | None:
+    return RunDir(run_dir).final_metrics(cfg, step)
 
 
 def run_state(run_dir: Path) -> RunState:

@@ -38,7 +38,7 @@ def load(name: str, path: str | None = None, **options) -> GroundTruthData:
     """Load dataset ``name`` from the official file at ``path``, or its look-alike when path is None.
 
     For files stored at one resolution (dSprites, MPI3D, Shapes3D: 64x64), ``image_size`` may be a divisor:
-    the images are then area-averaged in memory after loading (the CPU preset trains at 32x32). What every
+    the images are then area-averaged in memory after loading (the CPU preset trains at 16x16). What every
     model needs is checked here, so `data check` and `train` accept the same files: square images, two or more.
     """
     data = _load(name, path, **options)

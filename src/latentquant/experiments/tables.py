@@ -109,10 +109,12 @@ class Table:
     metrics: list[str]  # metric keys shown, in column order
     rows: list[Row]
     protocols: list[str] = field(default_factory=list)  # the evaluation protocols of its runs (one, unless mixed)
+    step: int | None = None  # every run scored at this step (None: at its last)
 
     @property
     def protocol_note(self) -> str:
-        return f"Evaluation protocol: {', '.join(self.protocols) or DEFAULT_PROTOCOL}."
+        at = "" if self.step is None else f" Each run scored at step {self.step}."
+        return f"Evaluation protocol: {', '.join(self.protocols) or DEFAULT_PROTOCOL}.{at}"
 
 
 @dataclass
@@ -121,8 +123,9 @@ class Collection:
 
     group_by: list[str]
     groups: dict[tuple[Any, ...], list[dict[str, Any]]]  # key -> final metrics of each run
-    skipped: list[Path]  # unfinished runs
+    skipped: list[Path]  # unfinished runs (with `step`: runs without an evaluation at that step)
     warnings: list[str]
+    step: int | None = None  # each run scored at this evaluation step; None: at its last step
 
     @property
     def notes(self) -> list[str]:
@@ -130,7 +133,9 @@ class Collection:
         lines = []
         if self.skipped:
             s = "s" if len(self.skipped) > 1 else ""
-            lines.append(f"note: skipped {len(self.skipped)} unfinished run{s}: {', '.join(map(str, self.skipped))}")
+            what = f"run{s}" if self.step is None else f"run{s} without an evaluation at step {self.step}"
+            lines.append(f"note: skipped {len(self.skipped)} {'unfinished ' if self.step is None else ''}{what}: "
+                         f"{', '.join(map(str, self.skipped))}")
         return lines + [f"warning: {w}" for w in self.warnings]
 
 
@@ -138,8 +143,13 @@ def _hashable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def collect_runs(paths: Sequence[str | Path], group_by: Sequence[str] = ()) -> Collection:
-    """Find the runs under `paths`, keep the finished ones and group them; UserError if none is finished."""
+def collect_runs(paths: Sequence[str | Path], group_by: Sequence[str] = (), step: int | None = None) -> Collection:
+    """Find the runs under `paths`, keep the finished ones and group them; UserError if none is finished.
+
+    With `step`, each run is scored at its evaluation at that step instead of its last (with a constant learning
+    rate, what a run of that many steps would have given), and runs without one are skipped."""
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+        raise UserError(f"--step must be a step number >= 0, got {step!r}")
     found = runs.find_runs(list(paths))
     extra = [config_mod.SHORTHANDS.get(k, k) for k in dict.fromkeys(group_by)]
     extra = [k for k in extra if k not in GROUP_KEYS]
@@ -156,7 +166,7 @@ def collect_runs(paths: Sequence[str | Path], group_by: Sequence[str] = ()) -> C
             cfg = runs.read_config(run_dir)
         except UserError as e:
             raise UserError(f"{run_dir}: {e}") from None
-        final = runs.final_metrics(run_dir, cfg)
+        final = runs.final_metrics(run_dir, cfg, step)
         if final is None:
             skipped.append(run_dir)
             continue
@@ -168,10 +178,14 @@ def collect_runs(paths: Sequence[str | Path], group_by: Sequence[str] = ()) -> C
         if groups and not any(key in flat for flats in configs.values() for flat in flats):
             raise UserError(f"--group-by: unknown config key {key!r}: no finished run has it "
                             "(e.g. model.weight_decay, train.steps)")
+    if not groups and step is not None:
+        raise UserError(f"none of the {len(found)} runs found has an evaluation at step {step} "
+                        "(eval/step_<N>/ shows which steps each run evaluated)")
     if not groups:
         raise UserError(f"no finished run among the {len(found)} found (a run is finished once it has been "
                         "evaluated at its last step)")
-    return Collection(extra, groups, skipped, [w for key, flats in configs.items() if (w := _mixed(key, flats))])
+    warnings = [w for key, flats in configs.items() if (w := _mixed(key, flats))]
+    return Collection(extra, groups, skipped, warnings, step)
 
 
 def _mixed(key: tuple[Any, ...], flats: list[dict[str, Any]]) -> str | None:
@@ -275,7 +289,7 @@ def build_tables(collection: Collection, metrics: Sequence[str] | None = None, c
     known = list(DATASET_NAMES)
     datasets = sorted(by_dataset, key=lambda d: (known.index(d) if d in known else len(known), d))
     tables = [_finish(Table(d, DATASET_NAMES.get(d, d), collection.group_by, chosen, by_dataset[d],
-                            sorted(protocols[d]))) for d in datasets]
+                            sorted(protocols[d]), collection.step)) for d in datasets]
     for table in tables:
         if len(table.protocols) > 1:
             collection.warnings.append(f"{table.title}: runs evaluated under different protocols "
@@ -286,7 +300,8 @@ def build_tables(collection: Collection, metrics: Sequence[str] | None = None, c
         if rows:
             shown = ", ".join(t.title for t in tables)
             every = sorted(set().union(*protocols.values()))
-            tables.append(_finish(Table(AGGREGATE, f"Aggregate ({shown})", collection.group_by, chosen, rows, every)))
+            tables.append(_finish(Table(AGGREGATE, f"Aggregate ({shown})", collection.group_by, chosen, rows, every,
+                                        collection.step)))
     if all(not t.metrics for t in tables):
         raise UserError(f"no run has any of {', '.join(LABELS[k] for k in chosen)} (D, C and I need eval.suite=true "
                         "or `latentquant eval` of the last step)")
