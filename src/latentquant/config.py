@@ -14,6 +14,7 @@ does not take is an error naming the keys it does take. `resolve()` and `resume(
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -130,7 +131,14 @@ SHORTHANDS = {"model": "model.name", "data": "data.name"}
 
 
 def preset_names() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files("latentquant.presets").iterdir() if p.name.endswith(".yaml"))
+    return list(_preset_files())
+
+
+@functools.cache
+def _preset_files() -> tuple[str, ...]:
+    # The package's own files do not change while it runs; resolve() asks on every call (sweeps, tests).
+    return tuple(sorted(p.name[:-5] for p in resources.files("latentquant.presets").iterdir()
+                        if p.name.endswith(".yaml")))
 
 
 def scale_presets() -> list[str]:
