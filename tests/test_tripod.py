@@ -181,6 +181,19 @@ def test_tripods_own_networks_train_and_penalise_its_layers():
     assert float(logs[-1]["bce"]) < float(logs[0]["bce"]) - 0.02
 
 
+def test_tripods_own_networks_refuse_images_whose_decoder_would_start_at_1x1(tmp_path, capsys):
+    """At 16x16 (the CPU preset's size) the FiLM decoder would start at 1x1, where instance norm outputs 0."""
+    from latentquant.cli import main
+
+    with pytest.raises(ValueError, match="too small for Tripod's FiLM decoder"):
+        build_model("tripod", replace(TINY_PARTS, image_size=16), 4, residual=True)
+    run = tmp_path / "run"
+    assert main(["train", "model=tripod", "model.residual=true", "data.image_size=16", "train.steps=1",
+                 f"run_dir={run}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "image_size >= 32" in err and not run.exists()
+
+
 def test_the_terms_are_config_keys_of_every_autoencoder_and_reach_the_built_model():
     from latentquant import config
 

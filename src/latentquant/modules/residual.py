@@ -75,6 +75,10 @@ class FiLMDecoder(nn.Module):
         super().__init__()
         if image_size % 2**STAGES:
             raise ValueError(f"image size {image_size} is not divisible by {2**STAGES}")
+        if image_size < 2 ** (STAGES + 1):
+            # A 1x1 start would leave the first stage's instance norms nothing to normalise: they output 0.
+            raise ValueError(f"image size {image_size} is too small for Tripod's FiLM decoder: it starts at "
+                             f"image_size/{2**STAGES}, which must be at least 2 (image_size >= {2 ** (STAGES + 1)})")
         side, c = image_size // 2**STAGES, base * 2**STAGES
         self.constant = nn.Parameter(torch.ones(1, c, side, side))
         self.condition = nn.Sequential(nn.Linear(in_dim, CONDITION), nn.LayerNorm(CONDITION), nn.GELU(),
