@@ -133,9 +133,8 @@ class Collection:
         lines = []
         if self.skipped:
             s = "s" if len(self.skipped) > 1 else ""
-            what = f"run{s}" if self.step is None else f"run{s} without an evaluation at step {self.step}"
-            lines.append(f"note: skipped {len(self.skipped)} {'unfinished ' if self.step is None else ''}{what}: "
-                         f"{', '.join(map(str, self.skipped))}")
+            what = f"unfinished run{s}" if self.step is None else f"run{s} without an evaluation at step {self.step}"
+            lines.append(f"note: skipped {len(self.skipped)} {what}: {', '.join(map(str, self.skipped))}")
         return lines + [f"warning: {w}" for w in self.warnings]
 
 
