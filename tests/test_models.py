@@ -184,3 +184,17 @@ def test_tcvae_terms_sum_to_the_kl_estimate():
     assert torch.allclose(total, (log_q - log_p).mean(), atol=1e-4)
 
 
+
+
+def test_a_collapsed_representation_is_scored_undefined_with_the_suite_too(tmp_path):
+    # A run whose every latent collapsed to a constant (QLAE + KLM + NHP at lr 3e-3 did) must end with its
+    # metrics undefined, not with a traceback from the suite after the whole training.
+    model, _ = make("qlae")
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.zero_()
+    with pytest.warns(UserWarning, match="no active latent"):
+        metrics = evaluate(model, tiny_data(40), np.arange(40), EvalConfig(batch_size=16), step=0,
+                           out_dir=tmp_path, suite=True)
+    assert metrics["active_latents"] == 0 and np.isnan(metrics["infom"]) and "dci_d" not in metrics
+    assert (tmp_path / "metrics.json").is_file()

@@ -304,7 +304,12 @@ def evaluate(model: LatentModel, data: GroundTruthData, indices: np.ndarray, cfg
             "protocol": protocol.name,
             **{f"val/{k}": v for k, v in losses.items()},
         }
-        if suite:
+        if suite and not metrics["active_latents"]:
+            # A collapsed representation (every latent constant) has no DCI, MIG or FactorVAE score either:
+            # the run's result is that, not a crash after hours of training.
+            warnings.warn(f"step {step}: the metric suite is undefined too (no active latent); skipped",
+                          UserWarning, stacklevel=2)
+        elif suite:
             metrics.update(suite_metrics(model, data, reps, sources, batch_size=cfg.batch_size, device=device,
                                          dci_predictor=cfg.dci_predictor, factorvae_votes=cfg.factorvae_votes,
                                          on_warning=on_warning, protocol=protocol, nmi_floor=cfg.nmi_floor,
