@@ -53,6 +53,13 @@ MODEL_NAMES: dict[str, str] = {
     "infowgan_gp": "InfoWGAN-GP",
     "qlinfowgan_gp": "QLInfoWGAN-GP (ours)",
     "qlinfowgan_gp_no_wd": "QLInfoWGAN-GP w/o weight decay",
+    "tripod": "Tripod",
+    "tripod_no_fsq": "Tripod w/o FSQ",
+    "tripod_no_klm": "Tripod w/o KLM",
+    "tripod_no_nhp": "Tripod w/o NHP",
+    "factorqvae": "FactorQVAE",
+    "qvae": "QVAE",
+    "factor_vae": "FactorVAE",
 }
 
 # The reference's dataset order; others follow alphabetically.
