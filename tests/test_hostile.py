@@ -305,6 +305,12 @@ def test_sighup_and_sigint_stop_after_a_step_with_a_checkpoint(sig, tmp_path, ti
     assert f"stopped by {signal.Signals(sig).name} at step 3" in code.stderr and f"resume={run}" in code.stderr
     assert runs.RunDir(run).checkpoint_steps() == [3]
     assert signal.getsignal(sig) is before  # the loop's handler is gone once training ends
+    # The stopped session's time record survives the resume, so the run's wall time covers both sessions.
+    monkeypatch.setattr(optim, "clip_gradients", original)
+    train_mod.train(config.resume(run, ["train.steps=5"]))
+    sessions = [(r["step"], r["steps_run"]) for r in runs.read_log(run) if r["split"] == "time"]
+    assert sessions == [(3, 3), (5, 2)]
+    assert runs.time_spent(run) is not None
 
 
 def test_a_resumed_run_logs_what_the_uninterrupted_run_logs(tmp_path, tiny_h5, monkeypatch):

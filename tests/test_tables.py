@@ -228,3 +228,32 @@ def test_step_scores_each_run_at_that_evaluation(sweep, capsys):
     assert out == "" and err.count("\n") == 1 and "has an evaluation at step 7" in err
     with pytest.raises(UserError, match="--step must be a step number"):
         tables.collect_runs([sweep], step=-1)
+
+
+def test_time_columns_add_up_each_runs_sessions_and_are_never_bold(tmp_path, capsys):
+    """Two sessions of 4 + 6 steps: wall = their totals summed, ms/step = their `steps` seconds over the steps after
+    each session's first (3 + 5). A run whose records leave a gap (a killed session) has no time entry."""
+    def with_sessions(run: Path, sessions: list[tuple[int, int, float, float]]) -> None:
+        with (run / "metrics.jsonl").open("a") as f:
+            for step, n, total, steps in sessions:
+                f.write(json.dumps({"split": "time", "step": step, "steps_run": n, "data": 1.0, "first_step": 0.5,
+                                    "steps": steps, "evaluations": 0.0, "checkpoints": 0.0, "total": total}) + "\n")
+
+    fast, slow, killed = (make_run(tmp_path, "qlae", "shapes3d", s, 0.5 + s / 10) for s in (1, 2, 3))
+    with_sessions(fast, [(4, 4, 60.0, 0.3), (10, 6, 120.0, 0.5)])
+    with_sessions(slow, [(10, 10, 360.0, 1.8)])
+    with_sessions(killed, [(10, 4, 60.0, 0.3)])  # steps 0..6 left no record
+    other = make_run(tmp_path, "ae", "shapes3d", 1, 0.1)
+    with_sessions(other, [(10, 10, 30.0, 0.9)])
+    stats = tables.build_tables(tables.collect_runs([tmp_path]), ["InfoM", "wall", "ms/step"])[0]
+    qlae = next(r for r in stats.rows if r.model == "qlae")
+    assert qlae.cells["wall_min"].n == 2 and qlae.cells["wall_min"].mean == pytest.approx((3.0 + 6.0) / 2)
+    assert qlae.cells["step_ms"].mean == pytest.approx((1e3 * 0.8 / 8 + 1e3 * 1.8 / 9) / 2)
+    ae = next(r for r in stats.rows if r.model == "ae")
+    assert ae.cells["wall_min"].mean == pytest.approx(0.5)  # the least time, but times are not bold
+    assert not any(r.best["wall_min"] or r.best["step_ms"] for r in stats.rows)
+
+    assert main(["table", str(tmp_path), "--time", "--step", str(STEPS)]) == 0
+    out = capsys.readouterr().out
+    assert "| wall (min) | ms/step | n |" in out and "4.5 ± " in out and "(n=2)" in out
+    assert "Times are of the whole run." in out

@@ -57,6 +57,26 @@ def test_the_run_ends_with_where_its_time_went(tiny_h5, tmp_path, capsys, monkey
     assert "total 0 min" in line
 
 
+def test_each_session_records_its_time_and_a_killed_one_leaves_the_wall_time_unknown(tiny_h5, tmp_path,
+                                                                                      monkeypatch):
+    from latentquant import runs
+
+    steps = ["train.steps=8", "train.checkpoint_every=4", "train.eval_every=100", "eval.figures=false"]
+    train_mod.train(tiny_config(tiny_h5, tmp_path / "straight", *steps))
+    records = [r for r in runs.read_log(tmp_path / "straight") if r["split"] == "time"]
+    assert [(r["step"], r["steps_run"]) for r in records] == [(8, 8)]
+    assert records[0]["total"] >= records[0]["steps"] + records[0]["first_step"] > 0
+    spent = runs.time_spent(tmp_path / "straight")
+    assert spent["wall_min"] == pytest.approx(records[0]["total"] / 60)
+    assert spent["step_ms"] == pytest.approx(1e3 * records[0]["steps"] / 7)  # the first step is timed apart
+
+    train_until_crash(tiny_config(tiny_h5, tmp_path / "killed", *steps), monkeypatch, step=6)
+    train_mod.train(config.resume(tmp_path / "killed"))  # steps 4..8 again; steps 0..4 took an unknown time
+    assert [(r["step"], r["steps_run"]) for r in runs.read_log(tmp_path / "killed") if r["split"] == "time"] == \
+        [(8, 4)]
+    assert runs.time_spent(tmp_path / "killed") is None
+
+
 class Crash(Exception):
     pass
 

@@ -251,7 +251,10 @@ def _table(args: argparse.Namespace) -> int:
     from .experiments import tables
 
     collection = tables.collect_runs(args.paths, group_by=args.group_by, step=args.step)
-    text = tables.render(tables.build_tables(collection, args.metrics, args.confidence), args.format)
+    metrics = args.metrics
+    if args.time:
+        metrics = [*(metrics or tables.METRICS), *tables.TIME_METRICS]
+    text = tables.render(tables.build_tables(collection, metrics, args.confidence), args.format)
     for note in collection.notes:  # after the last possible UserError, which must stay a single line
         print(f"latentquant: {note}", file=sys.stderr)
     if args.out is None:
@@ -498,6 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--step", type=int, default=None, metavar="N",
                        help="score each run at its evaluation at step N instead of its last (runs without one "
                             "are skipped)")
+    table.add_argument("--time", action="store_true",
+                       help="add each run's wall time (min) and ms per training step (means over seeds)")
     table.set_defaults(func=_table)
     return parser
 

@@ -1,7 +1,8 @@
 """The run directory: its layout, and every operation on it (create, reopen to resume, lock, read back).
 
     config.yaml        the finished config (and what each resume changed, from which step)
-    metrics.jsonl      one strict-JSON object per logged step: {"split": "train"|"eval", "step": N, ...}
+    metrics.jsonl      one strict-JSON object per logged step: {"split": "train"|"eval", "step": N, ...}, and
+                       per training session {"split": "time", "step": N, "steps_run": n, <seconds per stage>}
     tensorboard/       the same as TensorBoard scalars
     checkpoints/       step_<N>.safetensors + step_<N>.json (checkpoint.py)
     eval/step_<N>/     metrics.json and the figures of the evaluation at step N
@@ -171,6 +172,24 @@ class RunDir:
                     result[key] = value
         return result
 
+    def time_spent(self, cfg: Config | None = None) -> dict[str, float] | None:
+        """{"wall_min": minutes the run's sessions took, "step_ms": milliseconds per training step after each
+        session's first}, or None unless the sessions' time records cover every step from 0 to the last one: a
+        killed session leaves none, and a wall time without it would be too short."""
+        records = sorted((r for r in self.read_log() if r.get("split") == "time"), key=lambda r: r.get("step", -1))
+        at, total, steps, timed = 0, 0.0, 0.0, 0
+        for r in records:
+            values = [r.get(k) for k in ("step", "steps_run", "total", "steps")]
+            if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+                return None
+            step, run, seconds, in_steps = values
+            if step - run != at:  # a gap (a session that left no record) or an overlap
+                return None
+            at, total, steps, timed = step, total + seconds, steps + in_steps, timed + max(run - 1, 0)
+        if not records or at != (cfg or self.read_config()).train.steps:
+            return None
+        return {"wall_min": total / 60.0, "step_ms": 1e3 * steps / timed if timed else float("nan")}
+
     def state(self) -> RunState:
         """finished: evaluated at its last step; resumable: has a config (and maybe checkpoints); empty: neither."""
         if not self.is_run():
@@ -219,7 +238,9 @@ class Logger:
             # Lines written after the checkpoint are produced again; keep only what came before it.
             kept = []
             for rec in read_log_file(self.path):
-                if rec.get("step", 0) < resume_step or (rec.get("step") == resume_step and rec.get("split") == "train"):
+                # The stopped session's time record sits at the resume step and stays: its steps are not redone.
+                if rec.get("step", 0) < resume_step or (rec.get("step") == resume_step
+                                                        and rec.get("split") in ("train", "time")):
                     kept.append(rec)
                 elif rec.get("step") == resume_step and rec.get("split") == "eval":
                     self.dropped_eval = True
@@ -279,6 +300,10 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
 
 def final_metrics(run_dir: Path, cfg: Config | None = None, step: int | None = None) -> dict[str, Any] | None:
     return RunDir(run_dir).final_metrics(cfg, step)
+
+
+def time_spent(run_dir: Path, cfg: Config | None = None) -> dict[str, float] | None:
+    return RunDir(run_dir).time_spent(cfg)
 
 
 def run_state(run_dir: Path) -> RunState:

@@ -44,6 +44,7 @@ class TimeSpent:
 
     def __init__(self) -> None:
         self.seconds = dict.fromkeys(self.STAGES, 0.0)
+        self.steps_run = 0
         self.started = time.perf_counter()
 
     @contextmanager
@@ -61,6 +62,11 @@ class TimeSpent:
         other = total - sum(self.seconds.values())
         minutes, seconds = divmod(total, 60)
         return f"time: {', '.join(parts)}, other {max(other, 0.0):.1f} s; total {int(minutes)} min {seconds:.0f} s"
+
+    def record(self) -> dict[str, float]:
+        """This session's steps and seconds per stage as metrics.jsonl stores them (`latentquant table --time`)."""
+        return {"steps_run": self.steps_run, **{k.replace(" ", "_"): v for k, v in self.seconds.items()},
+                "total": time.perf_counter() - self.started}
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -227,6 +233,12 @@ def train(cfg: Config, *, encoder: Network | None = None, decoder: Network | Non
         try:
             result = _loop(cfg, run, logger, data, model, optimizers, rng, stream, window, start, device,
                            train_rows, evals, spent)
+        except Interrupted:
+            # A stopped session has checkpointed where it stopped; its record lets the resumed run's total add up.
+            logger.log("time", start + spent.steps_run, spent.record())
+            raise
+        else:
+            logger.log("time", start + spent.steps_run, spent.record())
             print(spent.summary(cfg.train.compile), file=sys.stderr)
             return result
         finally:
@@ -302,6 +314,7 @@ def _loop(cfg: Config, run: RunDir, logger: Logger, data, model, optimizers, rng
                 raise Diverged(f"step {step + 1}: loss term {bad[0]} is {values[bad[0]]}; nothing of this step was "
                                f"saved; {resume_hint()} (a lower train.lr may help)")
             step += 1
+            spent.steps_run += 1
             window.add(values)
             if step % cfg.train.log_every == 0 or step == total:
                 elapsed = time.perf_counter() - window_start

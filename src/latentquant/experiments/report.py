@@ -65,7 +65,7 @@ def metric_series(log: list[dict[str, Any]]) -> dict[str, dict[str, tuple[list[i
         "Training losses": {}, "Validation losses": {}, "Evaluation metrics": {}, "Throughput": {}}
     for record in log:
         split, step = record.get("split"), record.get("step")
-        if not isinstance(step, int):
+        if not isinstance(step, int) or split == "time":  # one record per session: a table's, not a curve's
             continue
         for key, value in record.items():
             if key in ("split", "step") or isinstance(value, bool) or not isinstance(value, int | float):
@@ -147,6 +147,7 @@ def _summary(run: RunDir, cfg: Config, log: list[dict[str, Any]], saved: list[in
         ("state", run.state()),
         ("checkpoints", ", ".join(map(str, saved)) or "none"),
         ("report step", step if step is not None else "none (no checkpoint)"),
+        ("wall time", _wall_time(run, cfg)),
         ("run directory", str(run_dir.resolve())),
     ]
     parts = ["<h2>Summary</h2>", _table(None, [list(f) for f in facts], numeric_from=2)]
@@ -168,6 +169,15 @@ def _summary(run: RunDir, cfg: Config, log: list[dict[str, Any]], saved: list[in
             parts.append(_note(f"The data has {scores['supervised']}; the unsupervised scores are shown instead."))
         parts.append(_table(["metric", "value"], rows))
     return "\n".join(parts)
+
+
+def _wall_time(run: RunDir, cfg: Config) -> str:
+    spent = run.time_spent(cfg)
+    if spent is None:
+        return "unknown (not finished, or a session was killed before it could record its time)"
+    minutes, seconds = divmod(spent["wall_min"] * 60, 60)
+    per_step = f", {spent['step_ms']:.1f} ms per training step" if math.isfinite(spent["step_ms"]) else ""
+    return f"{int(minutes)} min {seconds:.0f} s{per_step}"
 
 
 def _curves(log: list[dict[str, Any]], tmp: Path) -> str:

@@ -9,9 +9,12 @@ The rules follow the reference's `scripts/tables.py`:
   datasets of the per-dataset means; its half-width is t * (mean over datasets of the per-dataset standard errors
   sd_d / sqrt(n_d)), with t taken at dof = (total runs over those datasets) - 1 (t = 2.052 for 4 x 7 runs). It has
   an interval only when every dataset has one (n_d >= 2).
-- Every metric is higher-is-better. Per table and metric the best entry has the highest mean, and an entry is bold
-  when its upper bound reaches the best entry's lower bound (their intervals overlap); an entry without an interval
-  counts as a zero-width one.
+- With --time, each run's wall time (its training sessions' `time` records in metrics.jsonl, summed) and its
+  milliseconds per training step after each session's first (which compiles) are columns too; a run whose
+  records do not cover every step (a killed session leaves none) has no entry there.
+- Every score is higher-is-better (the time columns are never bold). Per table and metric the best entry has the
+  highest mean, and an entry is bold when its upper bound reaches the best entry's lower bound (their intervals
+  overlap); an entry without an interval counts as a zero-width one.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ from ..metrics.protocols import DEFAULT_PROTOCOL
 METRICS: dict[str, str] = {
     "InfoM": "infom", "InfoE": "infoe", "InfoC": "infoc", "D": "dci_d", "C": "dci_c", "I": "dci_i", "PSNR": "psnr",
 }
-LABELS = {key: label for label, key in METRICS.items()}
+# Columns shown only when asked for (--time): the run's cost, where lower is better, so never bold.
+TIME_METRICS: dict[str, str] = {"wall (min)": "wall_min", "ms/step": "step_ms"}
+LABELS = {key: label for label, key in (METRICS | TIME_METRICS).items()}
 
 # Registry name -> row label, in the reference's row order. qlae_fixed is this project's extra ablation; it sits
 # with the other QLAE ablations. Models not listed here follow, under their registry names.
@@ -121,6 +126,8 @@ class Table:
     @property
     def protocol_note(self) -> str:
         at = "" if self.step is None else f" Each run scored at step {self.step}."
+        if self.step is not None and set(self.metrics) & set(TIME_METRICS.values()):
+            at += " Times are of the whole run."
         return f"Evaluation protocol: {', '.join(self.protocols) or DEFAULT_PROTOCOL}.{at}"
 
 
@@ -176,6 +183,7 @@ def collect_runs(paths: Sequence[str | Path], group_by: Sequence[str] = (), step
         if final is None:
             skipped.append(run_dir)
             continue
+        final = {**final, **(runs.time_spent(run_dir, cfg) or {})}
         flat = config_mod.flatten(config_mod.to_dict(cfg))
         key = tuple(_hashable(flat.get(k)) for k in (*GROUP_KEYS, *extra))
         groups.setdefault(key, []).append(final)
@@ -251,12 +259,13 @@ def parse_metrics(names: Sequence[str] | None) -> list[str]:
     """Metric keys from labels or keys in any case (InfoM, infom, D, dci_d); all of them by default."""
     if not names:
         return list(METRICS.values())
-    lookup = {**{label.lower(): key for label, key in METRICS.items()}, **{key: key for key in METRICS.values()}}
+    every = METRICS | TIME_METRICS | {"wall": "wall_min"}
+    lookup = {**{label.lower(): key for label, key in every.items()}, **{key: key for key in every.values()}}
     chosen = []
     for name in names:
         key = lookup.get(name.strip().lower())
         if key is None:
-            raise UserError(f"unknown metric {name!r}; known: {', '.join(METRICS)}")
+            raise UserError(f"unknown metric {name!r}; known: {', '.join(METRICS | TIME_METRICS)}")
         chosen.append(key)
     return list(dict.fromkeys(chosen))
 
@@ -334,8 +343,10 @@ def _finish(table: Table) -> Table:
     table.rows.sort(key=_row_order)
     table.metrics = [k for k in table.metrics if any(r.cells[k] is not None for r in table.rows)]
     for key in table.metrics:
-        for row, bold in zip(table.rows, mark_best([r.cells[key] for r in table.rows]), strict=True):
-            row.best[key] = bold
+        bold = mark_best([r.cells[key] for r in table.rows]) if key not in TIME_METRICS.values() else \
+            [False] * len(table.rows)
+        for row, flag in zip(table.rows, bold, strict=True):
+            row.best[key] = flag
     return table
 
 
@@ -345,7 +356,7 @@ def _finish(table: Table) -> Table:
 def _format_stat(stat: Stat | None, key: str, row_n: int, pm: str) -> str:
     if stat is None:
         return MISSING
-    digits = 2 if key == "psnr" else 3
+    digits = {"psnr": 2, "wall_min": 1, "step_ms": 1}.get(key, 3)
     text = f"{stat.mean:.{digits}f}"
     if stat.half_width is not None:
         text += f" {pm} {stat.half_width:.{digits}f}"
