@@ -109,9 +109,41 @@ def conv_layers(parts: ModelParts, batch: int) -> list[tuple[str, torch.nn.Modul
     return layers
 
 
+def gemm_shapes(layer: torch.nn.Module, shape: tuple[int, ...], input_grad: bool) -> list[tuple[int, int, int]]:
+    """(M, K, N) of the matrix products a convolution lowered to im2col / col2im runs, forward and backward: the
+    same FLOPs as the convolution, with the data movement left out, so their rate bounds any such lowering."""
+    k = layer.kernel_size[0] * layer.kernel_size[1]
+    with torch.no_grad():
+        out = layer(torch.zeros(shape))
+    n, cin, cout = shape[0], layer.in_channels, layer.out_channels
+    if isinstance(layer, torch.nn.ConvTranspose2d):  # a conv's backward: pixels of the input times (Cout k k)
+        pixels = n * shape[2] * shape[3]
+        forward, grad_in, grad_w = (pixels, cin, cout * k), (pixels, cout * k, cin), (cin, pixels, cout * k)
+    else:
+        pixels = n * out.shape[2] * out.shape[3]
+        forward, grad_in, grad_w = (pixels, cin * k, cout), (pixels, cout, cin * k), (cout, pixels, cin * k)
+    return [forward, *([grad_in] if input_grad else []), grad_w]
+
+
+def gemm_seconds(shapes: list[tuple[int, int, int]], reps: int) -> float:
+    """Best-of-3 time of one pass over the products (fresh operands; the result is written, as a layer would)."""
+    pairs = [(torch.randn(m, kk), torch.randn(kk, nn)) for m, kk, nn in shapes]
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(reps):
+            for a, b in pairs:
+                torch.mm(a, b)
+        best = min(best, (time.perf_counter() - start) / reps)
+    return best
+
+
 def layer_table(parts: ModelParts, batch: int, matmul: float, reps: int = 20) -> None:
-    """Each convolution's forward + backward GFLOP/s in both memory formats: where the step loses its rate."""
-    print(f"{'convolution':<28} {'NCHW GFLOP/s':>13} {'channels_last':>14} {'ms (best)':>10}")
+    """Each convolution's forward + backward GFLOP/s in both memory formats, and the rate of the matrix products
+    of its own shapes (an im2col lowering's ceiling): where the step loses its rate, and what any convolution
+    code could get back at these shapes."""
+    print(f"{'convolution':<28} {'NCHW GFLOP/s':>13} {'channels_last':>14} {'ms (best)':>10} {'its GEMMs':>14}")
+    conv_ms = gemm_ms = total_flops = 0.0
     for label, layer, shape, input_grad in conv_layers(parts, batch):
         rates = []
         for fmt in (torch.contiguous_format, torch.channels_last):
@@ -130,8 +162,15 @@ def layer_table(parts: ModelParts, batch: int, matmul: float, reps: int = 20) ->
             seconds = (time.perf_counter() - start) / reps
             rates.append((flops / seconds / 1e9, seconds))
         best = min(r[1] for r in rates) * 1e3
+        shapes = gemm_shapes(layer, shape, input_grad)
+        gemm_flops = sum(2 * m * kk * nn for m, kk, nn in shapes)
+        gemm = gemm_flops / gemm_seconds(shapes, reps) / 1e9
+        conv_ms, gemm_ms, total_flops = conv_ms + best, gemm_ms + gemm_flops / gemm / 1e6, total_flops + gemm_flops
         print(f"{label:<28} {rates[0][0]:>8.1f} {rates[0][0] / matmul:>4.0%} {rates[1][0]:>9.1f} "
-              f"{rates[1][0] / matmul:>4.0%} {best:>10.2f}")
+              f"{rates[1][0] / matmul:>4.0%} {best:>10.2f} {gemm:>8.1f} {gemm / matmul:>4.0%}")
+    print(f"{'all convolutions':<28} {total_flops / conv_ms / 1e6:>8.1f} {total_flops / conv_ms / 1e6 / matmul:>4.0%}"
+          f" (each in its faster format) {conv_ms:>10.2f} {total_flops / gemm_ms / 1e6:>8.1f} "
+          f"{total_flops / gemm_ms / 1e6 / matmul:>4.0%} ({gemm_ms:.2f} ms)")
 
 
 def images_per_second(step, batch: int, steps: int, warmup: int = 1, repeats: int = 1) -> float:
