@@ -77,6 +77,12 @@ def test_each_session_records_its_time_and_a_killed_one_leaves_the_wall_time_unk
     assert runs.time_spent(tmp_path / "killed") is None
 
 
+def test_the_total_time_never_shows_60_seconds(monkeypatch):
+    clock = iter([1000.0, 1000.0 + 419.6])
+    monkeypatch.setattr(train_mod.time, "perf_counter", lambda: next(clock))
+    assert train_mod.TimeSpent().summary(compiled=False).endswith("total 7 min 0 s")
+
+
 class Crash(Exception):
     pass
 

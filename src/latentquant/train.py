@@ -60,8 +60,8 @@ class TimeSpent:
         parts = [f"{k}{' (compiles)' if compiled and k == 'first step' else ''} {v:.1f} s"
                  for k, v in self.seconds.items()]
         other = total - sum(self.seconds.values())
-        minutes, seconds = divmod(total, 60)
-        return f"time: {', '.join(parts)}, other {max(other, 0.0):.1f} s; total {int(minutes)} min {seconds:.0f} s"
+        minutes, seconds = divmod(round(total), 60)  # rounded first: 419.6 s is 7 min 0 s, not 6 min 60 s
+        return f"time: {', '.join(parts)}, other {max(other, 0.0):.1f} s; total {minutes} min {seconds} s"
 
     def record(self) -> dict[str, float]:
         """This session's steps and seconds per stage as metrics.jsonl stores them (`latentquant table --time`)."""
