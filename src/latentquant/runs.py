@@ -172,11 +172,12 @@ class RunDir:
                     result[key] = value
         return result
 
-    def time_spent(self, cfg: Config | None = None) -> dict[str, float] | None:
+    def time_spent(self, cfg: Config | None = None, log: list[dict[str, Any]] | None = None) -> dict[str, float] | None:
         """{"wall_min": minutes the run's sessions took, "step_ms": milliseconds per training step after each
         session's first}, or None unless the sessions' time records cover every step from 0 to the last one: a
         killed session leaves none, and a wall time without it would be too short."""
-        records = sorted((r for r in self.read_log() if r.get("split") == "time"), key=lambda r: r.get("step", -1))
+        log = self.read_log() if log is None else log
+        records = sorted((r for r in log if r.get("split") == "time"), key=lambda r: r.get("step", -1))
         at, total, steps, timed = 0, 0.0, 0.0, 0
         for r in records:
             values = [r.get(k) for k in ("step", "steps_run", "total", "steps")]
@@ -304,6 +305,12 @@ def final_metrics(run_dir: Path, cfg: Config | None = None, step: int | None = N
 
 def time_spent(run_dir: Path, cfg: Config | None = None) -> dict[str, float] | None:
     return RunDir(run_dir).time_spent(cfg)
+
+
+def minutes_and_seconds(seconds: float) -> str:
+    """'7 min 0 s' for 419.6 s: rounded before the split, so it never reads '6 min 60 s'."""
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s"
 
 
 def run_state(run_dir: Path) -> RunState:

@@ -26,7 +26,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, TrainConfig
 from .errors import Interrupted, UserError, warn
 from .evaluate import data_split, evaluate, to_input
-from .runs import Logger, RunDir
+from .runs import Logger, RunDir, minutes_and_seconds
 
 
 def is_eval_step(step: int, total: int, every: int, early: bool = True) -> bool:
@@ -60,8 +60,7 @@ class TimeSpent:
         parts = [f"{k}{' (compiles)' if compiled and k == 'first step' else ''} {v:.1f} s"
                  for k, v in self.seconds.items()]
         other = total - sum(self.seconds.values())
-        minutes, seconds = divmod(round(total), 60)  # rounded first: 419.6 s is 7 min 0 s, not 6 min 60 s
-        return f"time: {', '.join(parts)}, other {max(other, 0.0):.1f} s; total {minutes} min {seconds} s"
+        return f"time: {', '.join(parts)}, other {max(other, 0.0):.1f} s; total {minutes_and_seconds(total)}"
 
     def record(self) -> dict[str, float]:
         """This session's steps and seconds per stage as metrics.jsonl stores them (`latentquant table --time`)."""

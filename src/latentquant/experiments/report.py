@@ -31,7 +31,7 @@ from ..evaluate import LatentUsage, data_split, evaluate, latent_usage, load_run
 from ..fsio import atomic_write_text, read_regular
 from ..metrics.usage import usage_entropy_bits
 from ..models import LatentModel
-from ..runs import RunDir
+from ..runs import RunDir, minutes_and_seconds
 
 # The summary's first rows, in this order; any other score of the evaluation (DCI, MIG, ...) follows them.
 HEADLINE = {"infom": "InfoM", "infoe": "InfoE", "infoc": "InfoC", "psnr": "PSNR (dB)",
@@ -147,7 +147,7 @@ def _summary(run: RunDir, cfg: Config, log: list[dict[str, Any]], saved: list[in
         ("state", run.state()),
         ("checkpoints", ", ".join(map(str, saved)) or "none"),
         ("report step", step if step is not None else "none (no checkpoint)"),
-        ("wall time", _wall_time(run, cfg)),
+        ("wall time", _wall_time(run, cfg, log)),
         ("run directory", str(run_dir.resolve())),
     ]
     parts = ["<h2>Summary</h2>", _table(None, [list(f) for f in facts], numeric_from=2)]
@@ -171,13 +171,12 @@ def _summary(run: RunDir, cfg: Config, log: list[dict[str, Any]], saved: list[in
     return "\n".join(parts)
 
 
-def _wall_time(run: RunDir, cfg: Config) -> str:
-    spent = run.time_spent(cfg)
+def _wall_time(run: RunDir, cfg: Config, log: list[dict[str, Any]]) -> str:
+    spent = run.time_spent(cfg, log)
     if spent is None:
         return "unknown (not finished, or a session was killed before it could record its time)"
-    minutes, seconds = divmod(spent["wall_min"] * 60, 60)
     per_step = f", {spent['step_ms']:.1f} ms per training step" if math.isfinite(spent["step_ms"]) else ""
-    return f"{int(minutes)} min {seconds:.0f} s{per_step}"
+    return minutes_and_seconds(spent["wall_min"] * 60) + per_step
 
 
 def _curves(log: list[dict[str, Any]], tmp: Path) -> str:

@@ -343,8 +343,8 @@ def _finish(table: Table) -> Table:
     table.rows.sort(key=_row_order)
     table.metrics = [k for k in table.metrics if any(r.cells[k] is not None for r in table.rows)]
     for key in table.metrics:
-        bold = mark_best([r.cells[key] for r in table.rows]) if key not in TIME_METRICS.values() else \
-            [False] * len(table.rows)
+        cells = [r.cells[key] for r in table.rows]
+        bold = [False] * len(cells) if key in TIME_METRICS.values() else mark_best(cells)
         for row, flag in zip(table.rows, bold, strict=True):
             row.best[key] = flag
     return table
