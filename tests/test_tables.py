@@ -257,3 +257,15 @@ def test_time_columns_add_up_each_runs_sessions_and_are_never_bold(tmp_path, cap
     out = capsys.readouterr().out
     assert "| wall (min) | ms/step | n |" in out and "4.5 ± " in out and "(n=2)" in out
     assert "Times are of the whole run." in out
+
+
+def test_each_runs_log_is_read_once(sweep, monkeypatch):
+    from latentquant import runs
+
+    reads: list[Path] = []
+    real = runs.read_log_file
+    monkeypatch.setattr(runs, "read_log_file", lambda path: reads.append(path) or real(path))
+    collection = tables.collect_runs([sweep])
+    found = runs.find_runs([sweep])
+    assert sum(len(g) for g in collection.groups.values()) + len(collection.skipped) == len(found) > 0
+    assert sorted(reads) == sorted(runs.RunDir(r).log for r in found)

@@ -143,16 +143,19 @@ class RunDir:
         """Every record of metrics.jsonl; a half-written last line (a killed run) is skipped."""
         return read_log_file(self.log)
 
-    def final_metrics(self, cfg: Config | None = None, step: int | None = None) -> dict[str, Any] | None:
+    def final_metrics(self, cfg: Config | None = None, step: int | None = None,
+                      log: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
         """The evaluation at the run's last step, or at ``step`` (None if the run has no evaluation there).
 
         Values from a later `latentquant eval` of that step (eval/step_N/metrics.json: DCI, MIG, ...) fill in
         what training did not compute, and replace every score they have when that evaluation used another
-        protocol (``protocol`` says which holds); the figures' arrays (nmi, active) are left out.
+        protocol (``protocol`` says which holds); the figures' arrays (nmi, active) are left out. ``log``: the
+        run's records, if the caller has read them already.
         """
         cfg = cfg or self.read_config()
         steps = cfg.train.steps if step is None else step
-        evals = [r for r in self.read_log() if r.get("split") == "eval" and r.get("step") == steps]
+        log = self.read_log() if log is None else log
+        evals = [r for r in log if r.get("split") == "eval" and r.get("step") == steps]
         if not evals:
             return None
         result = dict(evals[-1])

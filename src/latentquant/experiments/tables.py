@@ -179,11 +179,13 @@ def collect_runs(paths: Sequence[str | Path], group_by: Sequence[str] = (), step
             cfg = runs.read_config(run_dir)
         except UserError as e:
             raise UserError(f"{run_dir}: {e}") from None
-        final = runs.final_metrics(run_dir, cfg, step)
+        run = runs.RunDir(run_dir)
+        log = run.read_log()  # once: the scores and the time records are both in it
+        final = run.final_metrics(cfg, step, log)
         if final is None:
             skipped.append(run_dir)
             continue
-        final = {**final, **(runs.time_spent(run_dir, cfg) or {})}
+        final = {**final, **(run.time_spent(cfg, log) or {})}
         flat = config_mod.flatten(config_mod.to_dict(cfg))
         key = tuple(_hashable(flat.get(k)) for k in (*GROUP_KEYS, *extra))
         groups.setdefault(key, []).append(final)
