@@ -9,6 +9,7 @@ achieved GFLOP/s (the convolutions' and matrix products' FLOPs, forward and back
 
     python benchmarks/bench_train.py [--steps 4] [--batches 32,128] [--threads 0] [--no-compile] [--model qlae]
     python benchmarks/bench_train.py --batches "" --layers   # the CPU preset only, and each of its convolutions
+    python benchmarks/bench_train.py --batches "" --set model.widths=[32,64,128]   # the preset, changed
 
 `--model` takes any registered model (a GAN's step is a critic step, and every fifth a generator step too).
 """
@@ -22,15 +23,17 @@ import time
 import torch
 
 from latentquant import config
+from latentquant.errors import UserError
 from latentquant.models import ModelParts, build_model, get_spec
 from latentquant.modules.networks import repeating_stack
 
 JAX_REFERENCE = {32: 6.9, 128: 5.7}  # images/s, idle 2-core machine, after 1-2 min of XLA compilation
 
 
-def cpu_preset(dataset_size: int | None = None) -> tuple[ModelParts, int]:
-    """The CPU preset's networks and image size (the default run's), and its batch size."""
-    cpu = config.resolve([])
+def cpu_preset(dataset_size: int | None = None, overrides: list[str] | None = None) -> tuple[ModelParts, int]:
+    """The CPU preset's networks and image size (the default run's), and its batch size, with `overrides`
+    (`key=value`, as on the command line) applied."""
+    cpu = config.resolve(overrides or [])
     stack = repeating_stack(cpu.model.widths, cpu.model.blocks_per_stage)
     parts = ModelParts(image_size=cpu.data.image_size, stack=stack, dense=tuple(cpu.model.dense),
                        dataset_size=dataset_size)
@@ -194,7 +197,13 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (about a minute to compile)")
     parser.add_argument("--model", default="qlae", help="any registered model (default qlae)")
     parser.add_argument("--layers", action="store_true", help="also time each convolution of the CPU preset")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override applied to the CPU preset (repeatable), e.g. model.widths=[32,64,128]")
     args = parser.parse_args()
+    try:  # a bad override is the user's: one line and exit 2, before anything is timed
+        parts, batch = cpu_preset(overrides=args.overrides)
+    except UserError as err:
+        parser.error(str(err))
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
     variants = [("eager NCHW (baseline)", dict(channels_last=False, compile_=False, fused=False)),
@@ -221,7 +230,6 @@ def main() -> None:
 
     for batch in [int(b) for b in args.batches.split(",") if b]:  # --batches "" times the CPU preset only
         report(args.model, ModelParts(image_size=64), batch, args.steps, jax=True)
-    parts, batch = cpu_preset()
     report("cpu preset", parts, batch, args.steps * 8, jax=False, repeats=5)
     if args.layers:
         layer_table(parts, batch, matmul)
