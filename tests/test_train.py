@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from helpers import TINY, timeless_log
 from safetensors.numpy import load_file
 
@@ -300,3 +301,23 @@ def test_a_killed_cosine_run_resumes_to_the_same_end_and_logs_its_rate(tiny_h5, 
     rates = [r["lr"] for r in logged if r["split"] == "train"]
     cfg = config.resolve(["train.schedule=cosine", "train.warmup=2", "train.steps=8"]).train
     assert rates == pytest.approx([train_mod.learning_rate(cfg, s) for s in (1, 3, 5, 7)])
+
+
+def flushes_denormals() -> bool:
+    return (torch.tensor([1e-39]) * 1.0).item() == 0.0
+
+
+def test_training_steps_flush_subnormals_and_the_default_is_restored(tiny_h5, tmp_path, monkeypatch):
+    seen: list[bool] = []
+    original = train_mod.to_input
+
+    def watching(*args, **kwargs):
+        seen.append(flushes_denormals())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "to_input", watching)
+    assert not flushes_denormals()
+    train_mod.train(tiny_config(tiny_h5, tmp_path / "run", "train.steps=3", "train.eval_every=100",
+                                "eval.figures=false"))
+    assert seen[:3] == [True] * 3  # every training batch (evaluations read theirs elsewhere)
+    assert not flushes_denormals()

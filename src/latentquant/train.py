@@ -24,6 +24,7 @@ import torch
 from .build import Network, load_data, make_model, set_threads, train_device
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, TrainConfig
+from .denormals import flushing_denormals
 from .errors import Interrupted, UserError, warn
 from .evaluate import data_split, evaluate, to_input
 from .runs import Logger, RunDir, minutes_and_seconds
@@ -230,8 +231,9 @@ def train(cfg: Config, *, encoder: Network | None = None, decoder: Network | Non
                 run.save_config(cfg)
         logger = Logger(run, start if cfg.resume is not None else None)
         try:
-            result = _loop(cfg, run, logger, data, model, optimizers, rng, stream, window, start, device,
-                           train_rows, evals, spent)
+            with flushing_denormals():  # AdamW's decaying moments would otherwise slow the steps (denormals.py)
+                result = _loop(cfg, run, logger, data, model, optimizers, rng, stream, window, start, device,
+                               train_rows, evals, spent)
         except Interrupted:
             # A stopped session has checkpointed where it stopped; its record lets the resumed run's total add up.
             logger.log("time", start + spent.steps_run, spent.record())
