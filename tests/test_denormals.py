@@ -40,6 +40,16 @@ def test_every_thread_of_the_pool_flushes(two_threads):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool is reached through /proc/self/maps")
+def test_another_packages_openmp_runtime_is_not_mistaken_for_torchs(two_threads):
+    pytest.importorskip("sklearn.ensemble")  # loads scikit-learn's own copy of libgomp, with its own pool
+    try:
+        assert set_flush_denormal(True) == 2
+        assert surviving() == 0
+    finally:
+        set_flush_denormal(False)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool is reached through /proc/self/maps")
 def test_torchs_own_switch_leaves_the_workers_computing_them(two_threads):
     # Why denormals.py reaches into the pool: torch.set_flush_denormal sets the calling thread's flag only.
     torch.set_flush_denormal(True)

@@ -8,7 +8,7 @@ a weight (the update is lr * m / (sqrt(v) + eps)), so flushing them changes no l
 
 `torch.set_flush_denormal` sets the flag of the calling thread only, and an OpenMP worker keeps the flags it
 had when it was created. So the flag is also set from inside one OpenMP parallel region of the runtime PyTorch
-loaded, once on each of its threads: the same pool every later kernel uses.
+uses, once on each of its threads: the same pool every later kernel of torch's uses.
 """
 
 from __future__ import annotations
@@ -24,19 +24,21 @@ _REGION = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 
 def _openmp_runtime() -> ctypes.CDLL | None:
-    """The OpenMP library this process has loaded (torch's own), or None where it cannot be found."""
+    """torch's CPU library, through which its OpenMP runtime's entry points resolve, or None where it cannot be
+    found. Other packages load their own copies of the runtime (scikit-learn does), each with its own pool, so
+    the symbol is looked up from torch's library: dlsym on a handle searches that library's own dependencies."""
     if not sys.platform.startswith("linux"):
         return None
     try:
         with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "/lib" in line and ("gomp" in line or "iomp" in line)}
+            paths = {line.split()[-1] for line in maps if "/libtorch_cpu.so" in line}
     except OSError:
         return None
     for path in sorted(paths):
         try:
-            runtime = ctypes.CDLL(path)  # already loaded: the same instance, not a second copy
-            runtime.GOMP_parallel.argtypes = [_REGION, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
-            return runtime
+            library = ctypes.CDLL(path)  # already loaded: the same instance, not a second copy
+            library.GOMP_parallel.argtypes = [_REGION, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+            return library
         except (OSError, AttributeError):
             continue
     return None
