@@ -7,7 +7,7 @@ one process, once with that turned off, and prints each run's images/s early (it
 last 1,000 steps), the late rate against the early one (the baseline measured in the same run), the share of
 the checkpointed floats that are subnormal, and whether the two runs logged the same numbers.
 
-    python benchmarks/bench_denormals.py [--steps 3000]
+    python benchmarks/bench_denormals.py [--steps 3000] [--set preset=cpu-gan --set model=qlinfowgan_gp]
 """
 
 from __future__ import annotations
@@ -23,13 +23,15 @@ from safetensors.torch import load_file
 
 from latentquant import config
 from latentquant import train as train_mod
+from latentquant.errors import UserError
 
 
-def run(steps: int, root: Path, flush: bool) -> dict:
-    """One shortened default run; its train records' rates, the checkpoint's subnormal share, its logged numbers."""
+def run(steps: int, root: Path, flush: bool, overrides: list[str]) -> dict:
+    """One shortened run; its train records' rates, the checkpoint's subnormal share, its logged numbers."""
     run_dir = root / ("flushed" if flush else "subnormal")
-    cfg = config.resolve([f"train.steps={steps}", f"train.eval_every={steps}", f"train.checkpoint_every={steps}",
-                          "eval.figures=false", "progress=false", f"run_dir={run_dir}"])
+    cfg = config.resolve([*overrides, f"train.steps={steps}", f"train.eval_every={steps}",
+                          f"train.checkpoint_every={steps}", "eval.figures=false", "progress=false",
+                          f"run_dir={run_dir}"])
     original = train_mod.flushing_denormals
     if not flush:
         train_mod.flushing_denormals = contextlib.nullcontext
@@ -55,12 +57,19 @@ def run(steps: int, root: Path, flush: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3000, help="at least 1,500 (the late window is the last 1,000)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override (repeatable), e.g. preset=cpu-long or model=ae")
     args = parser.parse_args()
     if args.steps < 1500:
         parser.error(f"--steps must be at least 1500, got {args.steps}")
+    try:  # a bad override is the user's: one line and exit 2, before anything runs
+        config.resolve(args.overrides)
+    except UserError as err:
+        parser.error(str(err))
     with tempfile.TemporaryDirectory() as tmp:
-        results = {flush: run(args.steps, Path(tmp), flush) for flush in (False, True)}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; the default preset, {args.steps} steps")
+        results = {flush: run(args.steps, Path(tmp), flush, args.overrides) for flush in (False, True)}
+    what = " ".join(args.overrides) or "the default preset"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {what}, {args.steps} steps")
     print(f"{'subnormals':<12} {'images/s, steps 100-500':>24} {'last 1,000':>11} {'late/early':>11} "
           f"{'subnormal floats':>17}")
     for flush, r in results.items():
