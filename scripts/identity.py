@@ -5,7 +5,8 @@
 
 Each model trains 24 steps (checkpoints at 12 and 24, evaluations at 0, 10, 20, 24) through the command line,
 one thread, on a 256-image Shapes3D-format file made by `latentquant data make`. What is compared: every record
-of metrics.jsonl without its timing (`images_per_s`) and every tensor of the final checkpoint, as SHA-256 digests.
+of metrics.jsonl's train and eval records without their timing (`images_per_s`) and every tensor of the final
+checkpoint, as SHA-256 digests.
 Floating point differs between processor families, so the baseline also records torch's version and CPU
 capability; `check` on another machine says so instead of comparing.
 """
@@ -42,6 +43,8 @@ def digest_run(run: Path) -> dict[str, object]:
     records = []
     for line in (run / "metrics.jsonl").read_text().splitlines():
         rec = json.loads(line)
+        if rec.get("split") not in ("train", "eval"):  # a session's time and environment records: not results
+            continue
         rec.pop("images_per_s", None)
         records.append(rec)
     log = hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()

@@ -58,13 +58,14 @@ def make_file_creation_fail(monkeypatch, code: int) -> None:
 
 
 def timeless_log(run_dir) -> list[dict]:
-    """Every record of a run's metrics.jsonl, parsed strictly, without what depends on timing: the throughput
-    and the per-session time records (a resumed run has one per session)."""
+    """Every record of a run's metrics.jsonl, parsed strictly, without what depends on timing or sessions: the
+    throughput and the per-session time and environment records (a resumed run has one of each per session)."""
     import json
     from pathlib import Path
 
     records = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k != "images_per_s"} for r in records if r["split"] != "time"]
+    return [{k: v for k, v in r.items() if k != "images_per_s"} for r in records
+            if r["split"] not in ("time", "environment")]
 
 
 def factorial_data(sizes: tuple[int, ...]) -> GroundTruthData:

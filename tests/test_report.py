@@ -62,8 +62,10 @@ def test_report_has_every_section_and_embeds_everything(qlae_run):
     groups = metric_series(runs.read_log(qlae_run))
     assert re.findall(r"<h3>(.*?)</h3>", page)[1:] == list(groups) == ["Training losses", "Validation losses",
                                                                         "Evaluation metrics", "Throughput"]
-    logged = {k for r in runs.read_log(qlae_run) if r["split"] != "time" for k in r
+    logged = {k for r in runs.read_log(qlae_run) if r["split"] not in ("time", "environment") for k in r
               if k not in ("split", "step", "protocol")}
+    stack = rf"<td>ran on</td><td>cpu [^<]*, cpu_capability [^<]*, device cpu, torch {re.escape(torch.__version__)}, "
+    assert re.search(stack, page)
     assert re.search(r"<td>wall time</td><td>0 min \d+ s, [\d.]+ ms per training step</td>", page)
     assert {k for series in groups.values() for k in series} == logged  # a panel for every logged metric
     assert "Evaluation protocol: qlae." in page

@@ -321,3 +321,46 @@ def test_training_steps_flush_subnormals_and_the_default_is_restored(tiny_h5, tm
                                 "eval.figures=false"))
     assert seen[:3] == [True] * 3  # every training batch (evaluations read theirs elsewhere)
     assert not flushes_denormals()
+
+
+def test_each_session_records_its_stack_and_a_resume_onto_another_warns(tiny_h5, tmp_path, monkeypatch, capsys):
+    from latentquant import environment, runs
+    from latentquant.experiments import report
+
+    steps = ["train.steps=8", "train.checkpoint_every=4", "train.eval_every=100", "eval.figures=false"]
+    train_until_crash(tiny_config(tiny_h5, tmp_path / "run", *steps), monkeypatch, step=6)
+    first = runs.RunDir(tmp_path / "run").environments()
+    assert [r["step"] for r in first] == [0]
+    assert first[0]["torch"] == torch.__version__ and first[0]["device"] == "cpu"
+    assert first[0]["cpu"] == environment.cpu_name() != ""
+    assert first[0]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    capsys.readouterr()
+
+    real = environment.describe
+    monkeypatch.setattr(environment, "describe", lambda device: {**real(device), "torch": "9.9.9"})
+    train_mod.train(config.resume(tmp_path / "run"))
+    warned = [ln for ln in capsys.readouterr().err.splitlines() if "another stack" in ln]
+    assert len(warned) == 1 and f"torch {torch.__version__} -> 9.9.9" in warned[0] and "from step 4" in warned[0]
+    sessions = runs.RunDir(tmp_path / "run").environments()
+    assert [(r["step"], r["torch"]) for r in sessions] == [(0, torch.__version__), (4, "9.9.9")]
+    page = report.write_report(tmp_path / "run").read_text()
+    assert "from step 0: " in page and "from step 4: " in page and "torch 9.9.9" in page
+
+
+def test_a_resume_on_the_same_stack_does_not_warn(tiny_h5, tmp_path, monkeypatch, capsys):
+    from latentquant import runs
+
+    steps = ["train.steps=8", "train.checkpoint_every=4", "train.eval_every=100", "eval.figures=false"]
+    train_until_crash(tiny_config(tiny_h5, tmp_path / "run", *steps), monkeypatch, step=6)
+    capsys.readouterr()
+    train_mod.train(config.resume(tmp_path / "run"))
+    assert "another stack" not in capsys.readouterr().err
+    assert [r["step"] for r in runs.RunDir(tmp_path / "run").environments()] == [0, 4]
+
+
+def test_stack_differences_compare_only_what_both_records_hold():
+    from latentquant.environment import differences
+
+    now = {"latentquant": "0.1.0", "torch": "2.13.0", "python": "3.12", "cpu": "B", "device": "cpu"}
+    assert differences({**now}, now) == []
+    assert differences({"torch": "2.12.0", "cpu": "A"}, now) == ["torch 2.12.0 -> 2.13.0", "cpu A -> B"]

@@ -190,8 +190,9 @@ def test_tripods_own_networks_refuse_images_whose_decoder_would_start_at_1x1(tmp
     run = tmp_path / "run"
     assert main(["train", "model=tripod", "model.residual=true", "data.image_size=16", "train.steps=1",
                  f"run_dir={run}"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "image_size >= 32" in err and not run.exists()
+    # The look-alike is rendered first on a machine without it in its cache; that notice is not an error line.
+    err = [ln for ln in capsys.readouterr().err.splitlines() if not ln.startswith("rendering the ")]
+    assert len(err) == 1 and "image_size >= 32" in err[0] and not run.exists()
 
 
 def test_the_terms_are_config_keys_of_every_autoencoder_and_reach_the_built_model():

@@ -3,6 +3,7 @@
     config.yaml        the finished config (and what each resume changed, from which step)
     metrics.jsonl      one strict-JSON object per logged step: {"split": "train"|"eval", "step": N, ...}, and
                        per training session {"split": "time", "step": N, "steps_run": n, <seconds per stage>}
+                       and, at its first step, {"split": "environment", "step": N, <versions, cpu, device>}
     tensorboard/       the same as TensorBoard scalars
     checkpoints/       step_<N>.safetensors + step_<N>.json (checkpoint.py)
     eval/step_<N>/     metrics.json and the figures of the evaluation at step N
@@ -175,6 +176,11 @@ class RunDir:
                     result[key] = value
         return result
 
+    def environments(self, log: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """Each training session's stack (environment.py) in the order they ran; none for runs written before."""
+        log = self.read_log() if log is None else log
+        return [r for r in log if r.get("split") == "environment"]
+
     def time_spent(self, cfg: Config | None = None, log: list[dict[str, Any]] | None = None) -> dict[str, float] | None:
         """{"wall_min": minutes the run's sessions took, "step_ms": milliseconds per training step after each
         session's first}, or None unless the sessions' time records cover every step from 0 to the last one: a
@@ -244,7 +250,7 @@ class Logger:
             for rec in read_log_file(self.path):
                 # The stopped session's time record sits at the resume step and stays: its steps are not redone.
                 if rec.get("step", 0) < resume_step or (rec.get("step") == resume_step
-                                                        and rec.get("split") in ("train", "time")):
+                                                        and rec.get("split") in ("train", "time", "environment")):
                     kept.append(rec)
                 elif rec.get("step") == resume_step and rec.get("split") == "eval":
                     self.dropped_eval = True

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import environment
 from .build import Network, load_data, make_model, set_threads, train_device
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, TrainConfig
@@ -230,6 +231,13 @@ def train(cfg: Config, *, encoder: Network | None = None, decoder: Network | Non
                 cfg.changes[-1]["step"] = start
                 run.save_config(cfg)
         logger = Logger(run, start if cfg.resume is not None else None)
+        here = environment.describe(device)
+        earlier = run.environments()
+        moved = environment.differences(earlier[-1], here) if earlier else []
+        if moved:
+            warn(f"this run continues on another stack ({'; '.join(moved)}): from step {start} its numbers differ in "
+                 "the last bits from those of a run that stayed on one (docs/architecture.md, Reproducibility)")
+        logger.log("environment", start, here)
         try:
             with flushing_denormals():  # AdamW's decaying moments would otherwise slow the steps (denormals.py)
                 result = _loop(cfg, run, logger, data, model, optimizers, rng, stream, window, start, device,

@@ -148,6 +148,7 @@ def _summary(run: RunDir, cfg: Config, log: list[dict[str, Any]], saved: list[in
         ("checkpoints", ", ".join(map(str, saved)) or "none"),
         ("report step", step if step is not None else "none (no checkpoint)"),
         ("wall time", _wall_time(run, cfg, log)),
+        ("ran on", _stacks(run, log)),
         ("run directory", str(run_dir.resolve())),
     ]
     parts = ["<h2>Summary</h2>", _table(None, [list(f) for f in facts], numeric_from=2)]
@@ -169,6 +170,21 @@ def _summary(run: RunDir, cfg: Config, log: list[dict[str, Any]], saved: list[in
             parts.append(_note(f"The data has {scores['supervised']}; the unsupervised scores are shown instead."))
         parts.append(_table(["metric", "value"], rows))
     return "\n".join(parts)
+
+
+def _stacks(run: RunDir, log: list[dict[str, Any]]) -> str:
+    """Each distinct stack the sessions ran on, from the step it started: a run that moved is marked."""
+    seen: list[tuple[int, str]] = []
+    keys = ("cpu", "cpu_capability", "device", "torch", "latentquant")
+    for record in run.environments(log):
+        text = ", ".join(f"{key} {record.get(key, '?')}" for key in keys)
+        if not seen or seen[-1][1] != text:
+            seen.append((record.get("step", 0), text))
+    if not seen:
+        return "not recorded (a run written before latentquant recorded it)"
+    if len(seen) == 1:
+        return seen[0][1]
+    return "; ".join(f"from step {step}: {text}" for step, text in seen) + " (its last bits changed with the stack)"
 
 
 def _wall_time(run: RunDir, cfg: Config, log: list[dict[str, Any]]) -> str:
