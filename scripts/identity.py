@@ -7,8 +7,10 @@ Each model trains 24 steps (checkpoints at 12 and 24, evaluations at 0, 10, 20, 
 one thread, on a 256-image Shapes3D-format file made by `latentquant data make`. What is compared: every record
 of metrics.jsonl's train and eval records without their timing (`images_per_s`) and every tensor of the final
 checkpoint, as SHA-256 digests.
-Floating point differs between processor families, so the baseline also records torch's version and CPU
-capability; `check` on another machine says so instead of comparing.
+Floating point differs between processor families, so the file holds one baseline per machine (torch's version
+and CPU capability): `record` adds or replaces this machine's, `check` compares against it and, where the file
+has none for this machine, says so instead of comparing (exit 3). Models registered after a baseline was
+recorded are listed as not in it.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from pathlib import Path
 import torch
 from safetensors.numpy import load_file
 
-MODELS = ["ae", "beta_tcvae", "beta_vae", "bio_ae", "infowgan_gp", "qlae", "qlae_fixed", "qlae_global",
-          "qlae_no_wd", "qlinfowgan_gp", "qlinfowgan_gp_no_wd", "vqvae", "vqvae_wd"]
+from latentquant import list_models
+
 TINY = ["model.widths=[8,16,16]", "model.blocks_per_stage=1", "model.dense=[32]", "data.image_size=32",
         "train.batch_size=16", "data.num_eval=64", "eval.batch_size=32", "progress=false", "train.threads=1",
         "train.steps=24", "train.checkpoint_every=12", "train.log_every=4", "train.eval_every=10", "train.lr=2e-3",
@@ -67,23 +69,39 @@ def run_all(models: list[str]) -> dict[str, object]:
         return out
 
 
+def baselines(path: Path) -> list[dict[str, object]]:
+    """The file's baselines; a file of the first format held a single one."""
+    if not path.exists():
+        return []
+    stored = json.loads(path.read_text())
+    return stored["baselines"] if "baselines" in stored else [stored]
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] not in ("record", "check"):
         print(__doc__, file=sys.stderr)
         return 2
     action, path = argv[0], Path(argv[1])
-    models = argv[2:] or MODELS
+    models = argv[2:] or list_models()
+    here = machine()
+    known = baselines(path)
     if action == "record":
-        path.write_text(json.dumps({"machine": machine(), "runs": run_all(models)}, indent=1) + "\n")
+        kept = [b for b in known if b["machine"] != here]
+        path.write_text(json.dumps({"baselines": [*kept, {"machine": here, "runs": run_all(models)}]}, indent=1)
+                        + "\n")
         return 0
-    baseline = json.loads(path.read_text())
-    if baseline["machine"] != machine():
-        print(f"baseline recorded on {baseline['machine']}, this is {machine()}: not comparable", file=sys.stderr)
+    baseline = next((b for b in known if b["machine"] == here), None)
+    if baseline is None:
+        print(f"no baseline for this machine ({here}); the file has {[b['machine'] for b in known]}: not "
+              "comparable", file=sys.stderr)
         return 3
-    now = run_all(models)
-    bad = [name for name in models if now[name] != baseline["runs"][name]]
+    recorded = baseline["runs"]
+    missing = [name for name in models if name not in recorded]
+    compared = [name for name in models if name in recorded]
+    now = run_all(compared)
+    bad = [name for name in compared if now[name] != recorded[name]]
     for name in models:
-        print(f"{name:<22} {'DIFFERS' if name in bad else 'identical'}")
+        print(f"{name:<22} {'not in the baseline' if name in missing else 'DIFFERS' if name in bad else 'identical'}")
     return 1 if bad else 0
 
 
