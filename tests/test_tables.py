@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -186,6 +187,20 @@ def test_mixed_configs_in_a_group_are_named(tmp_path):
     assert "| Model | model.weight_decay | InfoM |" in tables.to_markdown([table])
     with pytest.raises(UserError, match="unknown config key"):
         tables.collect_runs([tmp_path], group_by=["model.nope"])
+
+
+def test_runs_from_several_stacks_are_noted_once_each(tmp_path):
+    stack = {"split": "environment", "step": 0, "torch": "2.13.0+cpu", "cpu": "AMD EPYC", "cpu_capability": "AVX512"}
+    for seed, capability in ((1, "AVX512"), (2, "AVX512"), (3, "AVX2")):
+        run = make_run(tmp_path, "qlae", "shapes3d", seed, 0.5)
+        with (run / "metrics.jsonl").open("a") as log:
+            log.write(json.dumps({**stack, "cpu_capability": capability}) + "\n")
+    make_run(tmp_path, "qlae", "shapes3d", 4, 0.5)  # written before runs recorded their stack: no note of its own
+    notes = [n for n in tables.collect_runs([tmp_path]).notes if "stacks" in n]
+    assert len(notes) == 1 and "2 processor/torch stacks" in notes[0]
+    assert "AMD EPYC, AVX512, 2.13.0+cpu; AMD EPYC, AVX2, 2.13.0+cpu" in notes[0]
+    shutil.rmtree(tmp_path / "qlae-shapes3d-seed3-0")
+    assert not [n for n in tables.collect_runs([tmp_path]).notes if "stacks" in n]
 
 
 def test_no_finished_run_is_an_error(tmp_path):

@@ -140,6 +140,7 @@ class Collection:
     skipped: list[Path]  # unfinished runs (with `step`: runs without an evaluation at that step)
     warnings: list[str]
     step: int | None = None  # each run scored at this evaluation step; None: at its last step
+    stacks: list[str] = field(default_factory=list)  # each distinct processor and torch the finished runs ran on
 
     @property
     def notes(self) -> list[str]:
@@ -149,6 +150,11 @@ class Collection:
             s = "s" if len(self.skipped) > 1 else ""
             what = f"unfinished run{s}" if self.step is None else f"run{s} without an evaluation at step {self.step}"
             lines.append(f"note: skipped {len(self.skipped)} {what}: {', '.join(map(str, self.skipped))}")
+        if len(self.stacks) > 1:
+            # Not an error: seeds are often spread over machines. But the spread then includes the machines'.
+            lines.append(f"note: these runs ran on {len(self.stacks)} processor/torch stacks "
+                         f"({'; '.join(self.stacks)}); a run's scores also move with the stack's kernels "
+                         "(docs/architecture.md, Reproducibility)")
         return lines + [f"warning: {w}" for w in self.warnings]
 
 
@@ -174,6 +180,7 @@ def collect_runs(paths: Sequence[str | Path], group_by: Sequence[str] = (), step
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     configs: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     skipped: list[Path] = []
+    stacks: dict[str, None] = {}
     for run_dir in found:
         try:
             cfg = runs.read_config(run_dir)
@@ -186,6 +193,8 @@ def collect_runs(paths: Sequence[str | Path], group_by: Sequence[str] = (), step
             skipped.append(run_dir)
             continue
         final = {**final, **(run.time_spent(cfg, log) or {})}
+        for session in run.environments(log):
+            stacks[", ".join(str(session.get(k, "?")) for k in ("cpu", "cpu_capability", "torch"))] = None
         flat = config_mod.flatten(config_mod.to_dict(cfg))
         key = tuple(_hashable(flat.get(k)) for k in (*GROUP_KEYS, *extra))
         groups.setdefault(key, []).append(final)
@@ -201,7 +210,7 @@ def collect_runs(paths: Sequence[str | Path], group_by: Sequence[str] = (), step
         raise UserError(f"no finished run among the {len(found)} found (a run is finished once it has been "
                         "evaluated at its last step)")
     warnings = [w for key, flats in configs.items() if (w := _mixed(key, flats))]
-    return Collection(extra, groups, skipped, warnings, step)
+    return Collection(extra, groups, skipped, warnings, step, list(stacks))
 
 
 def _mixed(key: tuple[Any, ...], flats: list[dict[str, Any]]) -> str | None:
