@@ -232,7 +232,7 @@ def train(cfg: Config, *, encoder: Network | None = None, decoder: Network | Non
                 run.save_config(cfg)
         logger = Logger(run, start if cfg.resume is not None else None)
         here = environment.describe(device)
-        earlier = run.environments()
+        earlier = run.environments() if cfg.resume is not None else []  # a new run has no sessions before it
         moved = environment.differences(earlier[-1], here) if earlier else []
         if moved:
             warn(f"this run continues on another stack ({'; '.join(moved)}): from step {start} its numbers differ in "
