@@ -288,9 +288,35 @@ def test_cosine_schedule_warms_up_peaks_and_decays_to_zero():
         config.resolve(["train.schedule=linear"])
 
 
-def test_a_killed_cosine_run_resumes_to_the_same_end_and_logs_its_rate(tiny_h5, tmp_path, monkeypatch):
-    steps = ["train.steps=8", "train.checkpoint_every=4", "train.eval_every=100", "train.schedule=cosine",
-             "train.warmup=2"]
+def test_constant_schedule_warms_up_holds_then_cools_down_to_zero():
+    cfg = config.resolve(["train.warmup=10", "train.cooldown=0.36364", "train.steps=110",
+                          "train.lr=0.002"]).train  # the last 40 updates
+    rates = [train_mod.learning_rate(cfg, s) for s in range(110)]
+    assert rates[0] == pytest.approx(0.0002) and rates[9] == pytest.approx(0.002)  # the cosine's warm-up
+    assert rates[10:71] == [0.002] * 61  # stable; the first of the last 40 updates still at the peak
+    assert all(a > b for a, b in zip(rates[70:], rates[71:], strict=False))  # then a straight line down
+    assert rates[-1] == pytest.approx(0.002 / 40) and rates[90] == pytest.approx(0.001)
+    flat = config.resolve(["train.cooldown=0", "train.steps=110"]).train
+    assert {train_mod.learning_rate(flat, s) for s in range(110)} == {flat.lr} and not train_mod.rate_varies(flat)
+    cosine = config.resolve(["train.schedule=cosine", "train.steps=110"]).train  # ignores the preset's cool-down
+    assert train_mod.learning_rate(cosine, 55) == pytest.approx(cosine.lr / 2) and config.cooldown_steps(cosine) == 0
+
+
+@pytest.mark.parametrize(("overrides", "problem"), [
+    (["train.cooldown=-0.1"], r"train.cooldown must be a fraction of train.steps in \[0, 1\]"),
+    (["train.cooldown=1.5"], r"train.cooldown must be a fraction"),
+    (["train.cooldown=nan"], "train.cooldown expects a number"),
+    (["train.steps=100", "train.warmup=60", "train.cooldown=0.5"], r"the cool-down \(50 steps\) must fit"),
+])
+def test_bad_cooldowns_are_refused(overrides, problem):
+    with pytest.raises(config.UserError, match=problem):
+        config.resolve(overrides)
+
+
+@pytest.mark.parametrize("schedule", [["train.schedule=cosine", "train.warmup=2"],
+                                      ["train.warmup=1", "train.cooldown=0.625"]])
+def test_a_killed_scheduled_run_resumes_to_the_same_end_and_logs_its_rate(schedule, tiny_h5, tmp_path, monkeypatch):
+    steps = ["train.steps=8", "train.checkpoint_every=4", "train.eval_every=100", *schedule]
     train_mod.train(tiny_config(tiny_h5, tmp_path / "straight", *steps))
     train_until_crash(tiny_config(tiny_h5, tmp_path / "killed", *steps), monkeypatch, step=6)
     train_mod.train(config.resume(tmp_path / "killed"))  # from step 4: the rates are a function of the step
@@ -299,8 +325,9 @@ def test_a_killed_cosine_run_resumes_to_the_same_end_and_logs_its_rate(tiny_h5, 
     assert all((a[k] == b[k]).all() for k in a)
     logged = [json.loads(ln) for ln in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
     rates = [r["lr"] for r in logged if r["split"] == "train"]
-    cfg = config.resolve(["train.schedule=cosine", "train.warmup=2", "train.steps=8"]).train
+    cfg = config.resolve([*schedule, "train.steps=8"]).train
     assert rates == pytest.approx([train_mod.learning_rate(cfg, s) for s in (1, 3, 5, 7)])
+    assert len(set(rates)) > 1  # the schedule moved the rate
 
 
 def flushes_denormals() -> bool:

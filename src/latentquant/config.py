@@ -74,8 +74,11 @@ class TrainConfig:
     steps: int = 200_000
     batch_size: int = 128
     lr: float = 1e-3
-    schedule: str = "constant"  # constant, or cosine: linear warm-up over `warmup` steps, then cosine to 0 at `steps`
+    # Both schedules start with a linear warm-up over `warmup` steps. constant: then lr, falling linearly to 0
+    # over the last `cooldown` fraction of `steps` (warm-up, stable, decay); cosine: half a cosine to 0 at `steps`
+    schedule: str = "constant"
     warmup: int = 0
+    cooldown: float = 0.0
     clip: float = 1.0
     log_every: int = 50
     eval_every: int = 5_000  # plus at step 0, at the end, and (eval_early) every eval_every/10 before it
@@ -348,6 +351,11 @@ def resolve(overrides: dict[str, Any] | list[str] | None = None) -> Config:
     return cfg
 
 
+def cooldown_steps(cfg: TrainConfig) -> int:
+    """How many of the last updates a constant schedule's rate falls over (the cosine falls all the way)."""
+    return round(cfg.cooldown * cfg.steps) if cfg.schedule == "constant" else 0
+
+
 def finish(cfg: Config) -> None:
     """Fill what the config leaves to the model and the data, then check every value."""
     spec = _model_spec(cfg.model.name)
@@ -431,6 +439,11 @@ def validate(cfg: Config) -> None:
         raise UserError(f"train.schedule must be one of {', '.join(SCHEDULES)}, got {cfg.train.schedule!r}")
     if cfg.train.warmup < 0:
         raise UserError(f"train.warmup must be 0 or more steps, got {cfg.train.warmup}")
+    if not (math.isfinite(cfg.train.cooldown) and 0 <= cfg.train.cooldown <= 1):
+        raise UserError(f"train.cooldown must be a fraction of train.steps in [0, 1], got {cfg.train.cooldown}")
+    if cfg.train.warmup + cooldown_steps(cfg.train) > cfg.train.steps:
+        raise UserError(f"train.warmup ({cfg.train.warmup}) and the cool-down ({cooldown_steps(cfg.train)} steps) "
+                        f"must fit in train.steps ({cfg.train.steps})")
     if not (math.isfinite(cfg.train.clip) and cfg.train.clip >= 0):
         raise UserError(f"train.clip must be a finite number >= 0 (0: no clipping), got {cfg.train.clip}")
     if cfg.train.threads < 0:

@@ -24,7 +24,7 @@ import torch
 from . import environment
 from .build import Network, load_data, make_model, set_threads, train_device
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import Config, TrainConfig
+from .config import Config, TrainConfig, cooldown_steps
 from .denormals import flushing_denormals
 from .errors import Interrupted, UserError, warn
 from .evaluate import data_split, evaluate, to_input
@@ -71,15 +71,22 @@ class TimeSpent:
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
-    """The rate of the update made at `step`: `train.lr`, or under the cosine schedule a linear warm-up from
-    lr/warmup over `warmup` steps, then half a cosine from lr down to 0 at `train.steps`. A function of the step
-    alone, so a resumed run follows the uninterrupted run's rates."""
-    if cfg.schedule == "constant":
-        return cfg.lr
+    """The rate of the update made at `step`: a linear warm-up from lr/warmup over `warmup` steps, then under
+    the constant schedule `train.lr` with, over its last n = cooldown · steps updates, a straight line down to
+    lr/n at the last one; under the cosine half a cosine from lr down to 0 at `train.steps`. A function of the
+    step alone, so a resumed run follows the uninterrupted run's rates."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
+    if cfg.schedule == "constant":
+        left, span = cfg.steps - step, cooldown_steps(cfg)  # updates still to make, this one included
+        return cfg.lr * min(1.0, left / span) if span else cfg.lr
     span = max(cfg.steps - cfg.warmup, 1)
     return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(step - cfg.warmup, span) / span))
+
+
+def rate_varies(cfg: TrainConfig) -> bool:
+    """Whether the loop must set (and log) the rate each step; a constant one stays the optimizer's own."""
+    return cfg.schedule != "constant" or cfg.warmup > 0 or cooldown_steps(cfg) > 0
 
 
 class BatchStream:
@@ -260,7 +267,7 @@ def _loop(cfg: Config, run: RunDir, logger: Logger, data, model, optimizers, rng
           stream: BatchStream, window: Window, start: int, device: torch.device, train_rows: np.ndarray | None,
           evals: np.ndarray, spent: TimeSpent) -> dict[str, float]:
     total = cfg.train.steps
-    channels_last = cfg.train.channels_last
+    channels_last, varies = cfg.train.channels_last, rate_varies(cfg.train)
     print(f"run: {run.path}  model={cfg.model.name} data={cfg.data.name} latents={cfg.model.num_latents} "
           f"params={sum(p.numel() for p in model.parameters()):,} steps={start}->{total} "
           f"threads={torch.get_num_threads()}", file=sys.stderr)
@@ -310,7 +317,7 @@ def _loop(cfg: Config, run: RunDir, logger: Logger, data, model, optimizers, rng
                 rows = stream.next()
                 # Sorted stream rows map to sorted training rows: the store is still read in order.
                 x = to_input(data.images[rows if train_rows is None else train_rows[rows]], device, channels_last)
-                if cfg.train.schedule != "constant":
+                if varies:
                     rate = learning_rate(cfg.train, step)
                     for optimizer in optimizers.values():
                         for group in optimizer.param_groups:
@@ -329,7 +336,7 @@ def _loop(cfg: Config, run: RunDir, logger: Logger, data, model, optimizers, rng
                 elapsed = time.perf_counter() - window_start
                 logged = window.means()
                 logged["images_per_s"] = window.steps * cfg.train.batch_size / max(elapsed, 1e-9)
-                if cfg.train.schedule != "constant":
+                if varies:
                     logged["lr"] = learning_rate(cfg.train, step - 1)
                 logger.log("train", step, logged)
                 shown = next((k for k in logged if k.endswith("loss")), next(iter(logged)))
