@@ -30,7 +30,7 @@ from latentquant import list_models
 TINY = ["model.widths=[8,16,16]", "model.blocks_per_stage=1", "model.dense=[32]", "data.image_size=32",
         "train.batch_size=16", "data.num_eval=64", "eval.batch_size=32", "progress=false", "train.threads=1",
         "train.steps=24", "train.checkpoint_every=12", "train.log_every=4", "train.eval_every=10", "train.lr=2e-3",
-        "eval.figures=false"]
+        "train.cooldown=0", "eval.figures=false"]  # the rate the baselines had
 
 
 def machine() -> dict[str, str]:

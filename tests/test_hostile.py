@@ -97,10 +97,12 @@ def test_extending_a_finished_run_records_the_new_end_and_what_changed(run, tmp_
 
 
 def test_learning_rate_changed_on_resume_is_applied_and_recorded(run):
-    train_mod.train(config.resume(run, ["train.steps=8", "train.lr=0.05"]))
+    cfg = config.resume(run, ["train.steps=8", "train.lr=0.05"])
+    train_mod.train(cfg)
     meta = json.loads((run / "checkpoints" / "step_8.json").read_text())
     lrs = {g["lr"] for key, opt in meta.items() if key.startswith("optimizer") for g in opt["param_groups"]}
-    assert lrs == {0.05}
+    assert lrs == {train_mod.learning_rate(cfg.train, 7)}  # the last update's rate, under the preset's cool-down
+    assert 0 < train_mod.learning_rate(cfg.train, 7) < 0.05 == train_mod.learning_rate(cfg.train, 5)
     assert runs.read_config(run).changes[-1] == {"step": STEPS, "train.steps": 8, "train.lr": 0.05}
 
 
