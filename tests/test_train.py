@@ -330,6 +330,16 @@ def test_a_killed_scheduled_run_resumes_to_the_same_end_and_logs_its_rate(schedu
     assert len(set(rates)) > 1  # the schedule moved the rate
 
 
+def test_a_run_made_before_the_cool_down_existed_resumes_at_its_constant_rate(tiny_h5, tmp_path):
+    run = tmp_path / "old"
+    train_mod.train(tiny_config(tiny_h5, run, "train.steps=4", "train.cooldown=0", "train.eval_every=100"))
+    saved = run / "config.yaml"
+    assert "cooldown: 0" in saved.read_text()
+    saved.write_text("".join(ln for ln in saved.read_text().splitlines(True) if "cooldown" not in ln))
+    cfg = config.resume(run, ["train.steps=8"])  # the preset's cool-down must not reach an old run
+    assert cfg.train.cooldown == 0 and not train_mod.rate_varies(cfg.train)
+
+
 def flushes_denormals() -> bool:
     return (torch.tensor([1e-39]) * 1.0).item() == 0.0
 
