@@ -10,6 +10,10 @@ achieved GFLOP/s (the convolutions' and matrix products' FLOPs, forward and back
     python benchmarks/bench_train.py [--steps 4] [--batches 32,128] [--threads 0] [--no-compile] [--model qlae]
     python benchmarks/bench_train.py --batches "" --layers   # the CPU preset only, and each of its convolutions
     python benchmarks/bench_train.py --batches "" --set model.widths=[32,64,128]   # the preset, changed
+    python benchmarks/bench_train.py --batches "" --dense 1024 --set train.batch_size=128   # fully connected
+
+`--dense W` swaps the preset's convolutional pair for fully connected networks (two hidden layers of W) through
+the own-networks hook: the step whose products are large enough to approach the matrix multiply's rate.
 
 `--model` takes any registered model (a GAN's step is a critic step, and every fifth a generator step too).
 """
@@ -21,6 +25,7 @@ import os
 import time
 
 import torch
+from torch import nn
 
 from latentquant import config
 from latentquant.errors import UserError
@@ -40,12 +45,43 @@ def cpu_preset(dataset_size: int | None = None, overrides: list[str] | None = No
     return parts, cpu.train.batch_size
 
 
+class DenseEncoder(nn.Module):
+    """Images -> flatten -> `width` ReLU `width` ReLU -> `out` numbers: the encoder of `--dense`."""
+
+    def __init__(self, pixels: int, width: int, out: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(pixels, width), nn.ReLU(), nn.Linear(width, width),
+                                 nn.ReLU(), nn.Linear(width, out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class DenseDecoder(nn.Module):
+    """Latents -> `width` ReLU `width` ReLU -> logits of a (channels, side, side) image: `--dense`'s decoder."""
+
+    def __init__(self, latents: int, width: int, channels: int, side: int) -> None:
+        super().__init__()
+        self.shape = (channels, side, side)
+        self.net = nn.Sequential(nn.Linear(latents, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
+                                 nn.Linear(width, channels * side * side))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(len(z), *self.shape)
+
+
+def dense_pair(parts: ModelParts, latents: int, width: int) -> dict[str, nn.Module]:
+    side, c = parts.image_size, parts.in_channels
+    return {"encoder": DenseEncoder(c * side * side, width, latents), "decoder": DenseDecoder(latents, width, c, side)}
+
+
 def make_step(parts: ModelParts, batch: int, *, channels_last: bool, compile_: bool, fused: bool | None,
-              model_name: str = "qlae", terms: dict[str, float] | None = None):
+              model_name: str = "qlae", terms: dict[str, float] | None = None, dense: int = 0):
     """The training loop's own step (model.train_step) on one fixed random batch; `terms` are composable terms
-    added to the model (model.klm, model.nhp, model.tc)."""
+    added to the model (model.klm, model.nhp, model.tc); `dense` > 0: fully connected networks of that width."""
     torch.manual_seed(0)
-    model = build_model(model_name, parts, 12, **(terms or {}))
+    networks = dense_pair(parts, 12, dense) if dense else {}
+    model = build_model(model_name, parts, 12, **networks, **(terms or {}))
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     optimizers = model.configure_optimizers(lr=1e-3, weight_decay=get_spec(model_name).weight_decay, fused=fused)
@@ -197,9 +233,13 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (about a minute to compile)")
     parser.add_argument("--model", default="qlae", help="any registered model (default qlae)")
     parser.add_argument("--layers", action="store_true", help="also time each convolution of the CPU preset")
+    parser.add_argument("--dense", type=int, default=0, metavar="W",
+                        help="time the CPU preset with fully connected networks of width W instead")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override applied to the CPU preset (repeatable), e.g. model.widths=[32,64,128]")
     args = parser.parse_args()
+    if args.dense and args.layers:
+        parser.error("--layers times the convolutions, which --dense replaces: give one of them")
     try:  # a bad override is the user's: one line and exit 2, before anything is timed
         parts, batch = cpu_preset(overrides=args.overrides)
     except UserError as err:
@@ -211,15 +251,18 @@ def main() -> None:
     if not args.no_compile:
         variants.append(("torch.compile + fused AdamW", dict(channels_last=False, compile_=True, fused=True)))
         variants.append(("compile + channels_last + fused", dict(channels_last=True, compile_=True, fused=True)))
+        # What `latentquant train` runs with the presets' train.fused: false (PyTorch's per-tensor AdamW on CPU).
+        variants.append(("compiled, channels_last, unfused", dict(channels_last=True, compile_=True, fused=None)))
     matmul = matmul_gflops()
     print(f"float32 matrix multiply: {matmul:.1f} GFLOP/s")
     print(f"{'model':<12} {'batch':>5}  {'variant':<31} {'images/s':>9} {'vs baseline':>11} {'vs JAX ref':>10} "
           f"{'GFLOP/s':>8} {'vs matmul':>9}")
 
-    def report(label: str, parts: ModelParts, batch: int, steps: int, jax: bool, repeats: int = 1) -> None:
+    def report(label: str, parts: ModelParts, batch: int, steps: int, jax: bool, repeats: int = 1,
+               dense: int = 0) -> None:
         base = None
         for name, kw in variants:
-            step = make_step(parts, batch, model_name=args.model, **kw)
+            step = make_step(parts, batch, model_name=args.model, dense=dense, **kw)
             warmup = 2 if kw["compile_"] else 1  # compilation happens in the first steps, outside the timing
             ips = images_per_second(step, batch, steps, warmup, repeats)
             gflops = step_flops(step) * ips / batch / 1e9
@@ -230,7 +273,10 @@ def main() -> None:
 
     for batch in [int(b) for b in args.batches.split(",") if b]:  # --batches "" times the CPU preset only
         report(args.model, ModelParts(image_size=64), batch, args.steps, jax=True)
-    report("cpu preset", parts, batch, args.steps * 8, jax=False, repeats=5)
+    if args.dense:
+        report(f"dense {args.dense}", parts, batch, args.steps * 8, jax=False, repeats=5, dense=args.dense)
+    else:
+        report("cpu preset", parts, batch, args.steps * 8, jax=False, repeats=5)
     if args.layers:
         layer_table(parts, batch, matmul)
 
