@@ -273,10 +273,8 @@ def main() -> None:
 
     for batch in [int(b) for b in args.batches.split(",") if b]:  # --batches "" times the CPU preset only
         report(args.model, ModelParts(image_size=64), batch, args.steps, jax=True)
-    if args.dense:
-        report(f"dense {args.dense}", parts, batch, args.steps * 8, jax=False, repeats=5, dense=args.dense)
-    else:
-        report("cpu preset", parts, batch, args.steps * 8, jax=False, repeats=5)
+    label = f"dense {args.dense}" if args.dense else "cpu preset"
+    report(label, parts, batch, args.steps * 8, jax=False, repeats=5, dense=args.dense)
     if args.layers:
         layer_table(parts, batch, matmul)
 

@@ -292,7 +292,7 @@ def test_constant_schedule_warms_up_holds_then_cools_down_to_zero():
     cfg = config.resolve(["train.warmup=10", "train.cooldown=0.36364", "train.steps=110",
                           "train.lr=0.002"]).train  # the last 40 updates
     rates = [train_mod.learning_rate(cfg, s) for s in range(110)]
-    assert rates[0] == pytest.approx(0.0002) and rates[9] == pytest.approx(0.002)  # the cosine's warm-up
+    assert rates[0] == pytest.approx(0.0002) and rates[9] == pytest.approx(0.002)  # the shared warm-up
     assert rates[10:71] == [0.002] * 61  # stable; the first of the last 40 updates still at the peak
     assert all(a > b for a, b in zip(rates[70:], rates[71:], strict=False))  # then a straight line down
     assert rates[-1] == pytest.approx(0.002 / 40) and rates[90] == pytest.approx(0.001)
